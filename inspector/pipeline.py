@@ -1,0 +1,24 @@
+"""One file, end to end: the static report, then (optionally) the probe merged into it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from inspector.analyze import analyze_static
+from inspector.options import Options
+from inspector.report.model import Report
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def inspect_file(path: str | os.PathLike[str], options: Options,
+                 on_event: EventSink | None = None) -> Report:
+    """Static pass, then the probe when asked for; bad input raises KinspectError."""
+    report = analyze_static(path, options)
+    if options.probe:
+        from inspector.probe.runner import attach_probe
+
+        attach_probe(report, options, on_event=on_event)
+    return report

@@ -1,0 +1,246 @@
+"""Guarded HDF5 access: read-only opens, attribute decoding, link-safe traversal, lazy weights.
+
+Keras files are untrusted input. h5py would happily follow soft links, external links (other
+files on disk) and external/virtual dataset storage, and would read a dataset that declares
+terabytes; every access from the readers goes through this module so none of that happens.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import h5py
+import numpy as np
+
+from inspector.errors import ErrorKind, KinspectError
+from inspector.graph import ContainerIssue
+
+# A dataset may legitimately be larger than its file only when compressed; beyond this ratio
+# (or beyond the file size for uncompressed data) the declared shape is a lie.
+COMPRESSED_RATIO_LIMIT = 1024
+ABSOLUTE_DATASET_LIMIT = 1 << 34  # 16 GiB, whatever the file size
+
+
+def open_h5(source: str | os.PathLike[str] | Any, display_path: str) -> h5py.File:
+    """Open an HDF5 file (path or file-like object) read-only, or raise a KinspectError."""
+    try:
+        return h5py.File(source, "r")
+    except (OSError, ValueError) as exc:
+        raise KinspectError(display_path, f"cannot read HDF5 data ({_short(exc)})",
+                            ErrorKind.CORRUPT) from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] or type(exc).__name__
+
+
+def decode(value: Any) -> Any:
+    """Turn an h5py attribute value into plain Python (str, int, float, list)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        return [decode(v) for v in value.tolist()] if value.ndim else decode(value.item())
+    if isinstance(value, np.generic):
+        return decode(value.item())
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def attr(obj: h5py.Group | h5py.Dataset, name: str, default: Any = None) -> Any:
+    """One attribute, decoded; ``default`` when absent or unreadable."""
+    try:
+        if name not in obj.attrs:
+            return default
+        return decode(obj.attrs[name])
+    except (OSError, TypeError, ValueError, KeyError):
+        return default
+
+
+def chunked_attr(obj: h5py.Group, name: str) -> list[Any] | None:
+    """A list attribute Keras may split into ``name0``, ``name1``... when it exceeds 64 KiB."""
+    value = attr(obj, name)
+    if value is not None:
+        return value if isinstance(value, list) else [value]
+    parts: list[Any] = []
+    index = 0
+    while True:
+        part = attr(obj, f"{name}{index}")
+        if part is None:
+            break
+        parts.extend(part if isinstance(part, list) else [part])
+        index += 1
+    return parts if index else None
+
+
+def _link_issue(link: Any, location: str) -> ContainerIssue | None:
+    if isinstance(link, h5py.ExternalLink):
+        return ContainerIssue("hdf5-external-link", location,
+                              f"external link to {link.filename}:{link.path} (not followed)")
+    if isinstance(link, h5py.SoftLink):
+        return ContainerIssue("hdf5-soft-link", location,
+                              f"soft link to {link.path} (not followed)")
+    return None
+
+
+class H5Guard:
+    """Link-safe access below one HDF5 file; records what it refused in ``issues``."""
+
+    def __init__(self, file: h5py.File, file_size: int, issues: list[ContainerIssue],
+                 prefix: str = "") -> None:
+        self.file = file
+        self.file_size = max(int(file_size), 1)
+        self.issues = issues
+        self.prefix = prefix
+        self._seen: set[tuple[str, str]] = set()
+
+    def _flag(self, issue: ContainerIssue) -> None:
+        key = (issue.kind, issue.location)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.issues.append(issue)
+
+    def child(self, group: h5py.Group, name: str) -> h5py.Group | h5py.Dataset | None:
+        """``group[name]`` (a slash path is walked part by part) through hard links only."""
+        current: Any = group
+        for part in [p for p in name.split("/") if p]:
+            if not isinstance(current, h5py.Group):
+                return None
+            try:
+                link = current.get(part, getlink=True)
+            except (KeyError, OSError, ValueError):
+                return None
+            location = self.prefix + f"{current.name.rstrip('/')}/{part}"
+            if link is None:
+                return None
+            issue = _link_issue(link, location)
+            if issue is not None:
+                self._flag(issue)
+                return None
+            try:
+                current = current[part]
+            except (KeyError, OSError, ValueError):
+                return None
+        return current
+
+    def names(self, group: h5py.Group) -> list[str]:
+        try:
+            return list(group.keys())
+        except (OSError, ValueError):
+            return []
+
+    def walk(self, group: h5py.Group) -> Iterator[tuple[str, h5py.Group | h5py.Dataset]]:
+        """Every hard-linked object below ``group`` (relative path, object), sorted by name."""
+        for name in self.names(group):
+            obj = self.child(group, name)
+            if obj is None:
+                continue
+            yield name, obj
+            if isinstance(obj, h5py.Group):
+                for sub, sub_obj in self.walk(obj):
+                    yield f"{name}/{sub}", sub_obj
+
+    def dataset_ok(self, ds: h5py.Dataset) -> bool:
+        """False (and flagged) for external/virtual storage and absurd declared sizes."""
+        location = self.prefix + ds.name
+        try:
+            if ds.is_virtual:
+                self._flag(ContainerIssue("hdf5-virtual-dataset", location,
+                                          "virtual dataset (maps other files; not read)"))
+                return False
+            if ds.external:
+                files = ", ".join(str(e[0]) for e in ds.external)
+                self._flag(ContainerIssue("hdf5-external-storage", location,
+                                          f"data stored in external file(s) {files} (not read)"))
+                return False
+            declared = int(ds.size) * int(ds.dtype.itemsize)
+            compressed = ds.compression is not None or bool(ds.id.get_create_plist().get_nfilters())
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            self._flag(ContainerIssue("hdf5-unreadable-dataset", location, _short(exc)))
+            return False
+        limit = self.file_size * (COMPRESSED_RATIO_LIMIT if compressed else 1) + 4096
+        if declared > min(limit, ABSOLUTE_DATASET_LIMIT) and declared > 4096:
+            self._flag(ContainerIssue(
+                "hdf5-oversized-dataset", location,
+                f"declares {declared} bytes in a {self.file_size}-byte file (not read)"))
+            return False
+        return True
+
+
+class LazyH5:
+    """Opens an HDF5 file on first use and keeps it open until ``close()``.
+
+    ``opener`` returns the h5py.File (from a path or from a zip member); weights of a whole
+    model share one instance so streaming statistics do not reopen the file per tensor.
+    """
+
+    def __init__(self, opener: Callable[[], h5py.File]) -> None:
+        self._opener = opener
+        self._file: h5py.File | None = None
+
+    def get(self) -> h5py.File:
+        if self._file is None:
+            self._file = self._opener()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+
+
+class H5WeightSource:
+    """WeightSource over one dataset: whole reads for small tensors, slices for big ones."""
+
+    def __init__(self, lazy: LazyH5, dataset_path: str, shape: tuple[int, ...],
+                 readable: bool = True) -> None:
+        self.lazy = lazy
+        self.dataset_path = dataset_path
+        self.shape = tuple(int(d) for d in shape)
+        self.readable = readable
+
+    def _dataset(self) -> h5py.Dataset:
+        if not self.readable:
+            raise ValueError(f"{self.dataset_path}: dataset refused by the container guard")
+        obj = self.lazy.get().get(self.dataset_path)
+        if not isinstance(obj, h5py.Dataset):
+            raise ValueError(f"{self.dataset_path}: not a dataset")
+        return obj
+
+    def read(self) -> np.ndarray:
+        ds = self._dataset()
+        return np.asarray(ds[()])
+
+    def iter_chunks(self, max_elements: int) -> Iterator[np.ndarray]:
+        ds = self._dataset()
+        max_elements = max(1, int(max_elements))
+        if not self.shape:
+            yield np.asarray(ds[()]).reshape(-1)
+            return
+        yield from _slices(ds, (), self.shape, max_elements)
+
+
+def _slices(ds: h5py.Dataset, prefix: tuple[int, ...], shape: tuple[int, ...],
+            max_elements: int) -> Iterator[np.ndarray]:
+    """Flat chunks of ``ds[prefix]`` (sub-array of ``shape``) of at most max_elements values."""
+    if not shape:
+        yield np.asarray(ds[prefix]).reshape(-1)
+        return
+    row = 1
+    for d in shape[1:]:
+        row *= d
+    if row == 0 or shape[0] == 0:
+        return
+    if row <= max_elements:
+        step = max(1, max_elements // row)
+        for start in range(0, shape[0], step):
+            stop = min(shape[0], start + step)
+            yield np.asarray(ds[(*prefix, slice(start, stop))]).reshape(-1)
+        return
+    for i in range(shape[0]):
+        yield from _slices(ds, (*prefix, i), shape[1:], max_elements)

@@ -1,0 +1,235 @@
+"""The rule registry: small documented functions, each with a stable code and kebab-case name.
+
+A rule is a generator ``check(ctx) -> Iterator[Hit]``; the registry turns hits into findings
+with the rule's code, severity, message template and hint. Registration refuses rules that
+lack a code, a valid name, a severity or a docstring, so the catalog stays documented.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from inspector.graph import LayerNode, ModelGraph
+from inspector.stats import StatsCache, WeightStats
+
+SEVERITIES = ("error", "warning", "info")
+SEVERITY_RANK = {"info": 1, "warning": 2, "error": 3}
+_CODE_RE = re.compile(r"^KIN\d{3}$")
+_NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+@dataclass
+class Finding:
+    """One problem, static or from the probe, as it appears in every output format."""
+
+    code: str
+    rule: str
+    severity: str
+    message: str
+    layer: str | None
+    evidence: dict[str, Any]
+    hint: str
+    source: str = "static"
+    # Probe linkage: "confirmed" / "unconfirmed" on a static finding the probe judged,
+    # and the rule names of the findings this one confirms or is confirmed by.
+    confirmation: str | None = None
+    related: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "layer": self.layer,
+            "evidence": self.evidence,
+            "hint": self.hint,
+            "source": self.source,
+            "confirmation": self.confirmation,
+            "related": list(self.related),
+        }
+
+
+@dataclass
+class Hit:
+    """What a rule yields: the evidence that fills its message template.
+
+    ``severity`` overrides the rule's default (e.g. warning vs error by threshold).
+    """
+
+    layer: LayerNode | str | None
+    evidence: dict[str, Any]
+    severity: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class RuleContext:
+    """What a rule may look at: the graph and the shared weight-statistics cache."""
+
+    graph: ModelGraph
+    stats: StatsCache
+
+    def weight_stats(self, node: LayerNode, weight_name: str) -> WeightStats | None:
+        w = node.weight(weight_name)
+        if w is None or w.source is None:
+            return None
+        return self.stats.get(w)
+
+
+@dataclass
+class Rule:
+    code: str
+    name: str
+    severity: str
+    template: str
+    hint: str
+    check: Callable[[RuleContext], Iterable[Hit]]
+    source: str = "static"
+
+    @property
+    def doc(self) -> str:
+        return (self.check.__doc__ or "").strip()
+
+    @property
+    def summary(self) -> str:
+        return self.doc.splitlines()[0] if self.doc else ""
+
+    def finding(self, hit: Hit) -> Finding:
+        layer = hit.layer.path if isinstance(hit.layer, LayerNode) else hit.layer
+        values = {"layer": layer or "model", **hit.evidence}
+        message = hit.message or _fill(self.template, values)
+        return Finding(
+            code=self.code,
+            rule=self.name,
+            severity=hit.severity or self.severity,
+            message=message,
+            layer=layer,
+            evidence=_jsonable(hit.evidence),
+            hint=self.hint,
+            source=self.source,
+        )
+
+
+class _Defaulting(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(template: str, values: dict[str, Any]) -> str:
+    shown = {k: _short(v) for k, v in values.items()}
+    return template.format_map(_Defaulting(shown))
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence goes straight into JSON: numpy scalars and tuples become plain values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def register(
+    code: str, name: str, severity: str, template: str, hint: str, source: str = "static"
+) -> Callable[[Callable[[RuleContext], Iterable[Hit]]], Callable[[RuleContext], Iterable[Hit]]]:
+    """Decorator adding a rule; refuses malformed or undocumented rules at import time."""
+
+    def wrap(fn: Callable[[RuleContext], Iterable[Hit]]) -> Callable[[RuleContext], Iterable[Hit]]:
+        if not _CODE_RE.match(code):
+            raise ValueError(f"rule {fn.__name__}: code {code!r} is not KIN + 3 digits")
+        if not _NAME_RE.match(name):
+            raise ValueError(f"rule {fn.__name__}: name {name!r} is not kebab-case")
+        if severity not in SEVERITIES:
+            raise ValueError(f"rule {name}: unknown severity {severity!r}")
+        if not (fn.__doc__ or "").strip():
+            raise ValueError(f"rule {name}: a rule needs a docstring (it is its documentation)")
+        for other in REGISTRY.values():
+            if other.code == code or other.name == name:
+                raise ValueError(f"rule {name} ({code}) clashes with {other.name} ({other.code})")
+        REGISTRY[name] = Rule(code, name, severity, template, hint, fn, source)
+        return fn
+
+    return wrap
+
+
+def all_rules() -> list[Rule]:
+    """Every rule, loading the rule modules on first use, ordered by code."""
+    from inspector import rules as _package  # noqa: F401  (imports the rule modules)
+
+    return sorted(REGISTRY.values(), key=lambda r: r.code)
+
+
+def lookup(key: str) -> Rule | None:
+    key = key.strip()
+    for r in all_rules():
+        if key in (r.name, r.code) or key.upper() == r.code:
+            return r
+    return None
+
+
+def select_rules(select: list[str] | None, ignore: list[str] | None) -> list[Rule]:
+    """Rules chosen by ``--select``/``--ignore`` (codes, names or code prefixes like KIN0)."""
+
+    def matches(rule: Rule, keys: list[str]) -> bool:
+        return any(k == rule.name or rule.code.startswith(k.upper()) for k in keys)
+
+    chosen = all_rules()
+    if select:
+        chosen = [r for r in chosen if matches(r, select)]
+    if ignore:
+        chosen = [r for r in chosen if not matches(r, ignore)]
+    return chosen
+
+
+def unknown_keys(keys: list[str]) -> list[str]:
+    rules = all_rules()
+    return [
+        k for k in keys
+        if not any(k == r.name or r.code.startswith(k.upper()) for r in rules)
+    ]
+
+
+def run_rules(
+    graph: ModelGraph, stats: StatsCache, rules: list[Rule]
+) -> tuple[list[Finding], list[dict[str, str]]]:
+    """Run the static rules; a rule that raises becomes an ``errors[]`` entry, not an abort."""
+    ctx = RuleContext(graph=graph, stats=stats)
+    findings: list[Finding] = []
+    errors: list[dict[str, str]] = []
+    for rule in rules:
+        if rule.source != "static":
+            continue
+        try:
+            hits: Iterator[Hit] = iter(rule.check(ctx))
+            findings.extend(rule.finding(h) for h in hits)
+        except Exception as exc:  # a broken rule must not abort the report
+            errors.append({
+                "source": f"rule:{rule.name}",
+                "kind": "rule-crashed",
+                "message": f"{type(exc).__name__}: {exc}",
+                "detail": traceback.format_exc(limit=3),
+            })
+    findings.sort(key=sort_key)
+    return findings, errors
+
+
+def sort_key(f: Finding) -> tuple[int, str, str]:
+    return (-SEVERITY_RANK.get(f.severity, 0), f.code, f.layer or "")
