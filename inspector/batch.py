@@ -1,24 +1,44 @@
-"""Many files: expand directories into model files and report each as one JSON line."""
+"""Many files: expand directories into model files, inspect each, write one record per file.
+
+JSON output is JSON Lines, in the order the targets were given, whatever order parallel
+workers finish in. A file that cannot be read gives an error record and exit code 2 but does
+not stop the others. Files are inspected in ``jobs`` worker processes (``inspector.workers``)
+whose parent kills one stuck in C code or crashed by a crafted file.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from inspector.errors import ErrorKind, KinspectError
 from inspector.options import Options
 
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass
+class Outcome:
+    """What one file produced, small and picklable so worker processes can send it back."""
+
+    path: str
+    text: str
+    exceeds: bool = False
+    error: str | None = None  # the one-line message for stderr when the file was unreadable
+
 
 def expand_targets(paths: list[str]) -> list[str]:
     """Paths as given; directories that are not SavedModels are searched for model files."""
-    from inspector.readers.detect import looks_like_model
-
     targets: list[str] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir() and not (p / "saved_model.pb").exists():
-            found = _search_dir(p, looks_like_model)
+            found = search_dir(p)
             if not found:
                 raise KinspectError(raw, "no model files found in this directory",
                                     ErrorKind.NOT_A_MODEL)
@@ -28,46 +48,127 @@ def expand_targets(paths: list[str]) -> list[str]:
     return targets
 
 
-def _search_dir(root: Path, looks_like_model: object) -> list[str]:
+def search_dir(root: Path) -> list[str]:
+    """Model files below ``root`` picked by content (not extension), SavedModel dirs whole.
+
+    Symbolic links are not followed (a link could point anywhere on the machine).
+    """
+    from inspector.readers.detect import looks_like_model
+
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         d = Path(dirpath)
-        if (d / "saved_model.pb").exists() and d != root:
+        if d != root and (d / "saved_model.pb").is_file():
             found.append(str(d))
             dirnames[:] = []
             continue
         dirnames.sort()
         for name in sorted(filenames):
             f = d / name
-            if f.is_file() and not f.is_symlink() and looks_like_model(f):  # type: ignore[operator]
+            if f.is_file() and not f.is_symlink() and looks_like_model(f):
                 found.append(str(f))
     return found
 
 
+def error_outcome(path: str, kind: ErrorKind, message: str) -> Outcome:
+    from inspector.report.json_out import error_record
+
+    record = error_record(path, kind.value, message)
+    return Outcome(path=path, text=json.dumps(record, sort_keys=True),
+                   error=KinspectError(path, message, kind).one_line())
+
+
+def inspect_one(path: str, options: Options, fmt: str) -> Outcome:
+    """One file to one rendered record (``fmt``: json, jsonl, text, sarif); never raises."""
+    from inspector.pipeline import inspect_file
+
+    progress = _stderr_progress if fmt == "text" and sys.stderr.isatty() else None
+    try:
+        report = inspect_file(path, options, on_event=progress)
+        try:
+            if fmt == "jsonl":
+                from inspector.report.json_out import to_json_line
+
+                text = to_json_line(report)
+            else:
+                from inspector.report.render import render
+
+                text = render(report, fmt)
+        finally:
+            if report.graph.close is not None:
+                report.graph.close()
+    except KinspectError as exc:
+        return error_outcome(path, exc.kind, exc.message)
+    except Exception as exc:  # one broken file (or a kinspect bug) must not stop the others
+        return error_outcome(path, ErrorKind.CRASHED,
+                             f"internal error: {type(exc).__name__}: {exc}")
+    return Outcome(path=path, text=text, exceeds=report.exceeds(options.fail_on))
+
+
+def _stderr_progress(event: dict[str, object]) -> None:
+    if event.get("event") == "stage":
+        print(f"kinspect: probe: {event.get('stage')}", file=sys.stderr, flush=True)
+
+
+def iter_outcomes(targets: list[str], options: Options, fmt: str, jobs: int,
+                  inspect: Callable[[str, Options, str], Outcome] | None = None,
+                  *, isolate: bool = True) -> Iterator[Outcome]:
+    """Outcomes in target order, from ``jobs`` killable workers (or here if not ``isolate``).
+
+    ``inspect`` replaces ``inspect_one`` (tests use it to make workers misbehave).
+    """
+    inspect = inspect or inspect_one
+    if not isolate:
+        for path in targets:
+            yield inspect(path, options, fmt)
+        return
+    from inspector.workers import run_parallel
+
+    done: dict[int, Outcome] = {}
+    next_index = 0
+    for index, outcome in run_parallel(targets, options, fmt, max(1, jobs), inspect):
+        done[index] = outcome
+        while next_index in done:
+            yield done.pop(next_index)
+            next_index += 1
+
+
 def run_many(targets: list[str], options: Options, fmt: str, output: str | None, jobs: int,
              *, exit_zero: bool) -> int:
-    """One JSON line per file; unreadable files give an error line and make the exit code 2."""
-    from inspector.pipeline import inspect_file
-    from inspector.report.json_out import error_record, to_json_line
-
-    out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
-    worst = 0
+    """Write one record per file; exit 2 if any file was unreadable, else by ``--fail-on``."""
+    if fmt == "sarif":
+        raise KinspectError(", ".join(targets[:3]) + (" ..." if len(targets) > 3 else ""),
+                            "SARIF output takes one model at a time; use --json for several",
+                            ErrorKind.USAGE)
     try:
-        for path in targets:
-            try:
-                report = inspect_file(path, options)
-            except KinspectError as exc:
-                import json
-
-                print(exc.one_line(), file=sys.stderr)
-                out.write(json.dumps(error_record(path, exc.kind.value, exc.message),
-                                     sort_keys=True) + "\n")
-                worst = 2
-                continue
-            out.write(to_json_line(report) + "\n")
-            if worst < 1 and not exit_zero and report.exceeds(options.fail_on):
-                worst = 1
+        out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        raise KinspectError(output or "-", f"cannot write the report: {exc.strerror}",
+                            ErrorKind.USAGE) from None
+    try:
+        records = iter_outcomes(targets, options, "jsonl" if fmt == "json" else fmt, jobs)
+        return write_outcomes(records, out,
+                              separator="\n" if fmt == "json" else "\n\n",
+                              exit_zero=exit_zero, on_error=_stderr_line)
     finally:
         if output:
             out.close()
-    return worst
+
+
+def write_outcomes(outcomes: Iterator[Outcome], out: TextIO, *, separator: str,
+                   exit_zero: bool, on_error: Callable[[str], None]) -> int:
+    """Write each record as it comes (flushed, so a pipe sees progress); return the exit code."""
+    code = EXIT_OK
+    for outcome in outcomes:
+        out.write(outcome.text.rstrip("\n") + separator)
+        out.flush()
+        if outcome.error is not None:
+            on_error(outcome.error)
+            code = EXIT_BAD_INPUT
+        elif outcome.exceeds and not exit_zero and code == EXIT_OK:
+            code = EXIT_FINDINGS
+    return code
+
+
+def _stderr_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

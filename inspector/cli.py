@@ -151,21 +151,17 @@ def _dispatch(args: argparse.Namespace, options: Options) -> int:
 
 def _run_single(path: str, options: Options, fmt: str, output: str | None,
                 exit_zero: bool) -> int:
-    from inspector.pipeline import inspect_file
-    from inspector.report.render import render
+    """One file in a killable worker process (see inspector/workers.py for why)."""
+    from inspector.workers import run_isolated
 
-    progress = _stderr_progress if fmt == "text" and sys.stderr.isatty() else None
-    report = inspect_file(path, options, on_event=progress)
-    text = render(report, fmt)
-    _write(text, output, sys.stdout)
+    outcome = run_isolated(path, options, fmt)
+    if outcome.error is not None:
+        print(outcome.error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _write(outcome.text, output, sys.stdout)
     if exit_zero:
         return EXIT_OK
-    return EXIT_FINDINGS if report.exceeds(options.fail_on) else EXIT_OK
-
-
-def _stderr_progress(event: dict[str, object]) -> None:
-    if event.get("event") == "stage":
-        print(f"kinspect: probe: {event.get('stage')}", file=sys.stderr)
+    return EXIT_FINDINGS if outcome.exceeds else EXIT_OK
 
 
 def _write(text: str, output: str | None, stream: TextIO) -> None:

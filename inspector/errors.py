@@ -14,6 +14,8 @@ class ErrorKind(str, Enum):
     TOO_LARGE = "too-large"
     TIMEOUT = "timeout"
     USAGE = "usage"
+    # A batch worker died (e.g. a C library crashed on a crafted file) or failed internally.
+    CRASHED = "crashed"
 
 
 class KinspectError(Exception):

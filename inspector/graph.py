@@ -113,7 +113,8 @@ class LayerNode:
     weights: list[WeightInfo] = field(default_factory=list)
     children: list[LayerNode] = field(default_factory=list)
     # "model" (nested Sequential/Functional), "wrapper" (child = wrapped layer),
-    # "cell" (RNN cell child), or "layer".
+    # "cell" (RNN cell child), "operation" (a Keras 3 ops node such as NotEqual that the
+    # functional config lists but ``model.layers`` leaves out), or "layer".
     role: str = "layer"
     output_shape: Shape | list[Shape] | None = None
     input_shape: Shape | list[Shape] | None = None
@@ -171,6 +172,8 @@ class ModelGraph:
     outputs: list[TensorSpec] = field(default_factory=list)
     output_layers: list[str] = field(default_factory=list)
     training_config: dict[str, Any] | None = None
+    # Optimizer step count stored with the model (Keras ``iterations``), None when absent.
+    optimizer_iterations: int | None = None
     has_architecture: bool = True
     signatures: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -182,8 +185,10 @@ class ModelGraph:
 
     @property
     def layers(self) -> list[LayerNode]:
-        """Top-level layers, what ``model.layers`` gives in Keras."""
-        return list(self.root.children) if self.root else []
+        """Top-level layers, what ``model.layers`` gives in Keras (operations left out)."""
+        if self.root is None:
+            return []
+        return [c for c in self.root.children if c.role != "operation"]
 
     def walk(self) -> Iterator[LayerNode]:
         """Every layer at every depth (root model excluded)."""

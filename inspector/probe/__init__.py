@@ -1,1 +1,1 @@
-"""Dynamic probe: TensorFlow runs only in a child process (see child.py), never in kinspect itself."""
+"""Dynamic probe: TensorFlow runs only in a child process (see child.py), never in kinspect."""

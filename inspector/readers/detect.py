@@ -7,7 +7,6 @@ opening and parsing belong to the per-format readers.
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import h5py
@@ -16,7 +15,7 @@ from inspector.errors import ErrorKind, KinspectError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
-MODEL_EXTENSIONS = (".h5", ".hdf5", ".keras", ".hdf", ".weights.h5", ".pb")
+MODEL_EXTENSIONS = (".h5", ".hdf5", ".keras", ".hdf")
 
 # Container kinds returned by sniff().
 HDF5 = "hdf5"
@@ -70,9 +69,11 @@ def sniff(path: str | os.PathLike[str]) -> str:
     if head[:4] in ZIP_MAGICS:
         return ZIP
     name = p.name.lower()
+    if name.endswith(".pb"):
+        raise KinspectError(shown, "a .pb file alone is not readable: pass the SavedModel "
+                            "directory that contains it", ErrorKind.UNSUPPORTED)
     if name.endswith(MODEL_EXTENSIONS):
-        what = "HDF5" if name.endswith((".h5", ".hdf5", ".hdf")) else (
-            "zip archive" if name.endswith(".keras") else "SavedModel directory")
+        what = "zip archive" if name.endswith(".keras") else "HDF5 file"
         raise KinspectError(shown, f"not a {what}: the content does not match the extension",
                             ErrorKind.CORRUPT)
     raise KinspectError(shown, f"unsupported file type '{p.suffix or p.name}' (expected a Keras "
@@ -104,10 +105,3 @@ ZIP_METADATA = "metadata.json"
 ZIP_WEIGHTS = "model.weights.h5"
 ZIP_WEIGHTS_NPZ = "model.weights.npz"
 
-
-def zip_members(zf: zipfile.ZipFile) -> set[str]:
-    return {info.filename for info in zf.infolist()}
-
-
-def looks_like_keras_zip(members: set[str]) -> bool:
-    return ZIP_CONFIG in members or (ZIP_METADATA in members and ZIP_WEIGHTS in members)

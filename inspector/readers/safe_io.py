@@ -7,6 +7,7 @@ terabytes; every access from the readers goes through this module so none of tha
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,10 +22,82 @@ from inspector.graph import ContainerIssue
 # (or beyond the file size for uncompressed data) the declared shape is a lie.
 COMPRESSED_RATIO_LIMIT = 1024
 ABSOLUTE_DATASET_LIMIT = 1 << 34  # 16 GiB, whatever the file size
+MAX_DEPTH = 32  # Keras nests a few levels; deeper means a hard-link cycle or a hostile file
+
+
+GCOL = b"GCOL"
+_SCAN_BLOCK = 1 << 22
+
+
+def global_heap_problem(fh: Any) -> str | None:
+    """Why a global heap collection in ``fh`` would hang the HDF5 library, or None.
+
+    libhdf5 parses a collection by jumping from object header to object header; a corrupt
+    free-space header of size 0 makes that loop spin forever while holding the GIL (seen on
+    fuzzed Keras files, on the first read of a string attribute). Collections are found by
+    their signature and walked the same way here, in Python, before h5py touches them.
+    """
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    offset = 0
+    tail = b""
+    covered = 0  # collections never overlap: signatures inside a walked one are its data
+    while offset < size:
+        fh.seek(offset)
+        block = tail + fh.read(_SCAN_BLOCK)
+        base = offset - len(tail)
+        start = 0
+        while True:
+            i = block.find(GCOL, start)
+            if i < 0:
+                break
+            if base + i >= covered:
+                problem, end = _walk_collection(fh, base + i, size)
+                if problem:
+                    return problem
+                covered = max(covered, end)
+            start = i + 1
+        offset += _SCAN_BLOCK
+        tail = block[-3:]
+    return None
+
+
+def _walk_collection(fh: Any, at: int, file_size: int) -> tuple[str | None, int]:
+    """(problem, end offset) of the collection at ``at``; (None, at) when it is not one."""
+    fh.seek(at)
+    header = fh.read(16)
+    if len(header) < 16 or header[4] != 1 or header[5:8] != b"\0\0\0":
+        return None, at  # the four bytes are data, not a collection header
+    length = int.from_bytes(header[8:16], "little")
+    if length < 4096 or at + length > file_size:
+        return None, at
+    fh.seek(at)
+    chunk = fh.read(length)
+    p = 16
+    while p + 16 <= length:
+        idx = int.from_bytes(chunk[p:p + 2], "little")
+        obj_size = int.from_bytes(chunk[p + 8:p + 16], "little")
+        need = obj_size if idx == 0 else 16 + ((obj_size + 7) // 8) * 8
+        if need <= 0:
+            return f"corrupt HDF5 global heap at byte {at} (object {idx} has size 0)", at
+        p += need
+    return None, at + length
 
 
 def open_h5(source: str | os.PathLike[str] | Any, display_path: str) -> h5py.File:
     """Open an HDF5 file (path or file-like object) read-only, or raise a KinspectError."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as fh:
+                problem = global_heap_problem(fh)
+        else:
+            problem = global_heap_problem(source)
+            source.seek(0)
+    except OSError as exc:
+        raise KinspectError(display_path, f"cannot read file ({_short(exc)})",
+                            ErrorKind.CORRUPT) from exc
+    if problem:
+        raise KinspectError(display_path, problem, ErrorKind.CORRUPT)
     try:
         return h5py.File(source, "r")
     except (OSError, ValueError) as exc:
@@ -37,8 +110,37 @@ def _short(exc: BaseException) -> str:
     return text[:160] or type(exc).__name__
 
 
+def clean_text(text: str) -> str:
+    """``text`` without lone surrogates (JSON ``\\ud800`` escapes, surrogateescape'd bytes),
+    which cannot be written as UTF-8; they become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def clean_json(value: Any) -> Any:
+    """Recursively apply clean_text to every string (keys included) of parsed JSON."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(k) if isinstance(k, str) else k: clean_json(v)
+                for k, v in value.items()}
+    return value
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads`` whose strings are always encodable; ValueError on bad JSON."""
+    return clean_json(json.loads(text))
+
+
 def decode(value: Any) -> Any:
     """Turn an h5py attribute value into plain Python (str, int, float, list)."""
+    if isinstance(value, str):
+        return clean_text(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray):
@@ -96,6 +198,7 @@ class H5Guard:
         self.issues = issues
         self.prefix = prefix
         self._seen: set[tuple[str, str]] = set()
+        self._walked: set[tuple[int, int]] = set()
 
     def _flag(self, issue: ContainerIssue) -> None:
         key = (issue.kind, issue.location)
@@ -132,15 +235,39 @@ class H5Guard:
         except (OSError, ValueError):
             return []
 
-    def walk(self, group: h5py.Group) -> Iterator[tuple[str, h5py.Group | h5py.Dataset]]:
+    def too_deep(self, depth: int, group: h5py.Group) -> bool:
+        """True (and flagged) for a group already walked (hard links can form cycles) or
+        nested past MAX_DEPTH: the caller must not descend into it."""
+        try:
+            key = (group.id.fileno, h5py.h5o.get_info(group.id).addr)
+        except (AttributeError, OSError, ValueError, TypeError):
+            key = None
+        if key is not None and key in self._walked:
+            self._flag(ContainerIssue("hdf5-link-cycle", self.prefix + group.name,
+                                      "group reached a second time through a hard link; "
+                                      "not walked again"))
+            return True
+        if key is not None:
+            self._walked.add(key)
+        if depth <= MAX_DEPTH:
+            return False
+        self._flag(ContainerIssue(
+            "hdf5-deep-nesting", self.prefix + group.name,
+            f"groups nested deeper than {MAX_DEPTH} levels; not walked further"))
+        return True
+
+    def walk(self, group: h5py.Group, depth: int = 0
+             ) -> Iterator[tuple[str, h5py.Group | h5py.Dataset]]:
         """Every hard-linked object below ``group`` (relative path, object), sorted by name."""
+        if self.too_deep(depth, group):
+            return
         for name in self.names(group):
             obj = self.child(group, name)
             if obj is None:
                 continue
             yield name, obj
             if isinstance(obj, h5py.Group):
-                for sub, sub_obj in self.walk(obj):
+                for sub, sub_obj in self.walk(obj, depth + 1):
                     yield f"{name}/{sub}", sub_obj
 
     def dataset_ok(self, ds: h5py.Dataset) -> bool:
@@ -177,9 +304,12 @@ class LazyH5:
     model share one instance so streaming statistics do not reopen the file per tensor.
     """
 
-    def __init__(self, opener: Callable[[], h5py.File]) -> None:
+    def __init__(self, opener: Callable[[], h5py.File], file: h5py.File | None = None) -> None:
         self._opener = opener
-        self._file: h5py.File | None = None
+        self._file: h5py.File | None = file
+        # File-like objects under an h5py.File opened from Python objects (zip members);
+        # h5py does not close them itself.
+        self.owned: list[Any] = []
 
     def get(self) -> h5py.File:
         if self._file is None:
@@ -187,11 +317,13 @@ class LazyH5:
         return self._file
 
     def close(self) -> None:
-        if self._file is not None:
-            try:
+        try:
+            if self._file is not None:
                 self._file.close()
-            finally:
-                self._file = None
+        finally:
+            self._file = None
+            while self.owned:
+                self.owned.pop().close()
 
 
 class H5WeightSource:

@@ -14,6 +14,7 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -129,6 +130,7 @@ class BundleEntry:
     shard_id: int
     offset: int
     size: int
+    crc32c: int = 0
     sliced: bool = False
 
     @property
@@ -156,14 +158,14 @@ class TensorSource:
             return (raw.astype("<u4") << 16).view("<f4")
         return raw.astype(self.stored.newbyteorder("="), copy=False)
 
-    def _read_exact(self, handle, count: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _read_exact(self, handle: BinaryIO, count: int) -> np.ndarray:
         want = count * self.stored.itemsize
         raw = handle.read(want)
         if len(raw) != want:
             raise KinspectError(self.data_path, f"tensor {self.entry.key!r} is truncated")
         return self._convert(np.frombuffer(raw, dtype=self.stored))
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> BinaryIO:
         try:
             handle = open(self.data_path, "rb")  # noqa: SIM115 - closed by callers' with
         except OSError as exc:
@@ -201,6 +203,9 @@ class CheckpointBundle:
         return KinspectError(self.index_path, message, kind)
 
     def _load(self) -> None:
+        if not os.path.isfile(self.index_path):
+            raise self._fail("checkpoint index is missing or not a regular file",
+                             ErrorKind.NOT_FOUND)
         try:
             size = os.path.getsize(self.index_path)
             if size > MAX_INDEX_BYTES:
@@ -244,7 +249,8 @@ class CheckpointBundle:
             key=key, dtype=dtype_name(enum), dtype_enum=enum,
             shape=tuple(int(d) for d in shape if d is not None),
             shard_id=pw.get_int(fields, 3), offset=pw.get_sint64(fields, 4),
-            size=pw.get_sint64(fields, 5), sliced=bool(fields.get(7)))
+            size=pw.get_sint64(fields, 5), crc32c=pw.get_int(fields, 6),
+            sliced=bool(fields.get(7)))
 
     def data_path(self, shard_id: int) -> str:
         return f"{self.prefix}.data-{shard_id:05d}-of-{self.num_shards:05d}"
@@ -260,11 +266,10 @@ class CheckpointBundle:
                                  f"of {self.num_shards}")
             if entry.shard_id not in sizes:
                 path = self.data_path(entry.shard_id)
-                try:
-                    sizes[entry.shard_id] = os.path.getsize(path)
-                except OSError as exc:
-                    raise self._fail(f"missing checkpoint data file "
-                                     f"{os.path.basename(path)}") from exc
+                if not os.path.isfile(path):  # missing, or a FIFO/device that could block
+                    raise self._fail(f"checkpoint data file {os.path.basename(path)} is "
+                                     "missing or not a regular file")
+                sizes[entry.shard_id] = os.path.getsize(path)
             if entry.offset < 0 or entry.size < 0 or \
                     entry.offset + entry.size > sizes[entry.shard_id]:
                 raise self._fail(f"tensor {entry.key!r} lies past the end of "
@@ -277,7 +282,8 @@ class CheckpointBundle:
     def source(self, key: str) -> TensorSource | None:
         """A lazy value reader, or ``None`` for strings/resources and sliced tensors."""
         entry = self.entries.get(key)
-        if entry is None or entry.sliced or TF_DTYPES.get(entry.dtype_enum, (0, None))[1] is None:
+        known = TF_DTYPES.get(entry.dtype_enum) if entry is not None else None
+        if entry is None or entry.sliced or known is None or known.numpy is None:
             return None
         return TensorSource(self.data_path(entry.shard_id), entry, self.byteorder)
 
@@ -288,9 +294,12 @@ class CheckpointBundle:
             return None
         if entry.size > limit:
             raise self._fail(f"{key} of {entry.size} bytes is too large", ErrorKind.TOO_LARGE)
-        with open(self.data_path(entry.shard_id), "rb") as handle:
-            handle.seek(entry.offset)
-            raw = memoryview(handle.read(entry.size))
+        try:
+            with open(self.data_path(entry.shard_id), "rb") as handle:
+                handle.seek(entry.offset)
+                raw = memoryview(handle.read(entry.size))
+        except OSError as exc:
+            raise self._fail(f"cannot read {key}: {exc.strerror or exc}") from exc
         try:
             length, pos = pw.read_varint(raw, 0, len(raw))
         except pw.WireError as exc:

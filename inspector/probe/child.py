@@ -1,0 +1,407 @@
+"""The probe child: the only place kinspect imports TensorFlow.
+
+Run as ``python -m inspector.probe PLAN`` (PLAN = a JSON object, a path to one, or ``-`` to
+read it from stdin). Emits protocol events on stdout and nothing else: the real stdout file
+descriptor is kept for events and fd 1 is pointed at stderr before TensorFlow loads, so C++
+logs and stray prints can never corrupt the event stream.
+
+Plan keys: ``path``, ``format`` (static reader's name, informational), ``inputs`` (static
+specs, used when the loaded object declares none), ``vocab`` (smallest Embedding input_dim),
+``options`` {device, samples, seed, inputs, trust, memory_mb}; or ``{"batch": [plan, ...]}``
+(see ``_run_one``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from inspector.probe import protocol
+from inspector.probe.inputs import InputsError, InputSpec, load_real_inputs
+from inspector.probe.measure import Timer, run_measurements
+
+FAULT_ENV = "KINSPECT_PROBE_FAULT"   # test hook: segfault | hang | exit | oom | noresult
+
+
+class ProbeError(Exception):
+    """A failure with an error-event kind: load, device, inputs, unsupported, memory."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Emitter:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.stream.write(protocol.encode(_clean(event)))
+        self.stream.flush()
+
+
+def _clean(value: Any) -> Any:
+    """Strict JSON: NaN/Inf floats become None, numpy scalars plain values."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+# ----------------------------------------------------------------------------- loaded model
+
+
+class LoadedModel:
+    """One interface over a Keras 3 model, a tf_keras model or a SavedModel signature."""
+
+    def __init__(self, tf: Any, obj: Any, loader: str, lib: Any, trust: bool,
+                 workdir: Path, fallback_specs: list[InputSpec], vocab: int | None) -> None:
+        self.tf, self.obj, self.loader, self.lib = tf, obj, loader, lib
+        self.trust, self.workdir = trust, workdir
+        self.has_layers = loader != "tf.saved_model"
+        self.supports_training_flag = self.has_layers
+        if self.has_layers:
+            self.specs = self._keras_specs(fallback_specs, vocab)
+            names = getattr(obj, "output_names", None) or []
+            n_out = len(obj.outputs) if getattr(obj, "outputs", None) else len(names) or 1
+            self.output_names = [str(n) for n in names][:n_out] or [
+                f"output_{i}" for i in range(n_out)]
+        else:
+            self.fn = _signature(obj)
+            _args, kwargs = self.fn.structured_input_signature
+            self.input_keys = sorted(kwargs)
+            self.specs = [InputSpec(k, list(kwargs[k].shape), kwargs[k].dtype.name, vocab)
+                          for k in self.input_keys]
+            self.output_names = sorted(self.fn.structured_outputs)
+
+    def _keras_specs(self, fallback: list[InputSpec], vocab: int | None) -> list[InputSpec]:
+        tensors = getattr(self.obj, "inputs", None) or []
+        specs = []
+        for i, t in enumerate(tensors):
+            dtype = getattr(t.dtype, "name", None) or str(t.dtype)
+            name = getattr(t, "name", None) or f"input_{i}"
+            specs.append(InputSpec(str(name).split(":")[0], list(t.shape), dtype, None))
+        if not specs:
+            specs = fallback
+        if not specs:
+            raise ProbeError("unsupported", "the model declares no inputs (a subclassed model "
+                             "that was never called?); cannot build probe inputs")
+        dim, masked = _embedding_bounds(self.obj)
+        for s in specs:
+            if s.is_int:
+                s.vocab = vocab or dim
+                s.low = 1 if masked else 0      # padding id 0 mid-sequence is not real data
+        return specs
+
+    def _feed(self, arrays: list[Any]) -> Any:
+        return arrays[0] if len(arrays) == 1 else list(arrays)
+
+    def _as_list(self, out: Any) -> list[Any]:
+        if isinstance(out, dict):
+            out = [out[k] for k in (self.output_names if all(k in out for k in self.output_names)
+                                    else sorted(out))]
+        if not isinstance(out, (list, tuple)):
+            out = [out]
+        import numpy as np
+
+        return [np.asarray(o) for o in out]
+
+    def predict(self, arrays: list[Any]) -> list[Any]:
+        if not self.has_layers:
+            return self.call(arrays)
+        return self._as_list(self.obj.predict(self._feed(arrays), verbose=0, batch_size=32))
+
+    def call(self, arrays: list[Any], training: bool | None = None) -> list[Any]:
+        if not self.has_layers:
+            feed = {k: self.tf.constant(a) for k, a in zip(self.input_keys, arrays, strict=False)}
+            return self._as_list(self.fn(**feed))
+        feed = self._feed([self.tf.constant(a) for a in arrays])
+        if training is None:
+            return self._as_list(self.obj(feed))
+        return self._as_list(self.obj(feed, training=training))
+
+    def layers(self) -> list[tuple[str, Any]]:
+        """Every layer of every nested model, with a path rooted at the model's name."""
+        found: list[tuple[str, Any]] = []
+        seen: set[int] = set()
+
+        def walk(model: Any, prefix: str) -> None:
+            for layer in getattr(model, "layers", None) or []:
+                if id(layer) in seen or type(layer).__name__ == "InputLayer":
+                    continue
+                seen.add(id(layer))
+                path = f"{prefix}/{layer.name}"
+                found.append((path, layer))
+                walk(layer, path)
+
+        walk(self.obj, str(getattr(self.obj, "name", "model")))
+        return found
+
+    def get_weights(self) -> Any:
+        return self.obj.get_weights()
+
+    def set_weights(self, weights: Any) -> None:
+        self.obj.set_weights(weights)
+
+    def save_reload(self) -> LoadedModel:
+        target = self.workdir / "roundtrip.keras"
+        self.obj.save(str(target))
+        again = _load_keras(self.lib, target, self.trust)
+        return LoadedModel(self.tf, again, self.loader, self.lib, self.trust, self.workdir,
+                           self.specs, None)
+
+
+def _embedding_bounds(model: Any) -> tuple[int | None, bool]:
+    """(smallest Embedding input_dim, whether any Embedding masks id 0), nested included."""
+    dims, masked = [], False
+
+    def walk(m: Any) -> None:
+        nonlocal masked
+        for layer in getattr(m, "layers", None) or []:
+            if type(layer).__name__ == "Embedding":
+                dims.append(int(layer.input_dim))
+                masked = masked or bool(getattr(layer, "mask_zero", False))
+            walk(layer)
+
+    walk(model)
+    return (min(dims) if dims else None), masked
+
+
+def _signature(obj: Any) -> Any:
+    sigs = getattr(obj, "signatures", {}) or {}
+    for key in ("serving_default", "serve"):
+        if key in sigs:
+            return sigs[key]
+    if sigs:
+        return sigs[sorted(sigs)[0]]
+    raise ProbeError("unsupported", "the SavedModel has no signatures to call")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _load_keras(lib: Any, path: Path, trust: bool) -> Any:
+    kwargs: dict[str, Any] = {"compile": False}
+    if path.suffix == ".keras" or (lib.__name__ == "keras" and path.suffix in (".h5", ".hdf5")):
+        kwargs["safe_mode"] = not trust
+    return lib.models.load_model(str(path), **kwargs)
+
+
+def load(tf: Any, path: Path, trust: bool, workdir: Path, specs: list[InputSpec],
+         vocab: int | None) -> tuple[LoadedModel, list[str]]:
+    """Keras 3 first, tf_keras where Keras 3 cannot (Keras 2 SavedModels and some Keras 2 h5
+    files), bare tf.saved_model signatures for SavedModels without Keras metadata."""
+    notes: list[str] = []
+    if path.is_dir():
+        if (path / "keras_metadata.pb").is_file():
+            try:
+                import tf_keras
+
+                obj = _load_keras(tf_keras, path, trust)
+                return LoadedModel(tf, obj, "tf_keras", tf_keras, trust, workdir, specs,
+                                   vocab), notes
+            except Exception as exc:
+                notes.append(f"tf_keras could not load it ({_short(exc)}); using signatures")
+        obj = tf.saved_model.load(str(path))
+        return LoadedModel(tf, obj, "tf.saved_model", None, trust, workdir, specs, vocab), notes
+    if path.name.endswith(".weights.h5") or path.name.endswith("_weights.h5"):
+        raise ProbeError("unsupported", "a weights-only file has no architecture to run")
+    import keras
+
+    try:
+        obj = _load_keras(keras, path, trust)
+        return LoadedModel(tf, obj, "keras3", keras, trust, workdir, specs, vocab), notes
+    except Exception as exc:
+        first = exc
+    if not trust and "safe_mode" in str(first):
+        raise ProbeError("load", f"Keras refused to load code from the file "
+                         f"(safe_mode): {_short(first)}; pass --trust to allow it")
+    notes.append(f"Keras 3 could not load it ({_short(first)}); tried tf_keras")
+    try:
+        import tf_keras
+
+        obj = _load_keras(tf_keras, path, trust)
+    except Exception as exc:
+        raise ProbeError("load", f"cannot load the model: Keras 3: {_short(first)}; "
+                         f"tf_keras: {_short(exc)}") from None
+    return LoadedModel(tf, obj, "tf_keras", tf_keras, trust, workdir, specs, vocab), notes
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:240]}"
+
+
+def _copy_in(src: Path, workdir: Path) -> Path:
+    """Loaders get a private copy: HDF5 locking and SavedModel readers never touch the
+    user's file, and a loader that wants a writable path has one."""
+    dest = workdir / src.name
+    if src.is_dir():
+        shutil.copytree(src, dest)
+    else:
+        shutil.copyfile(src, dest)
+    return dest
+
+
+# ----------------------------------------------------------------------------- device
+
+
+def pick_device(tf: Any, requested: str) -> tuple[str, str]:
+    """(TF device string, human name). Must run before any op touches a device."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if requested == "gpu" and not gpus:
+        raise ProbeError("device", "--device gpu: TensorFlow sees no GPU (is a CUDA build of "
+                         "TensorFlow installed and a driver present?); use --device cpu/auto")
+    if requested == "cpu" or not gpus:
+        if gpus:
+            tf.config.set_visible_devices([], "GPU")
+        return "/CPU:0", "CPU:0"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return "/GPU:0", f"GPU:0 ({details.get('device_name', 'GPU')})"
+
+
+def _device_used(tf: Any, device: str) -> str:
+    with tf.device(device):
+        t = tf.constant([1.0]) + 1.0
+    return str(t.device).rsplit("device:", 1)[-1]
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def _fault(kind: str) -> None:
+    """Test hook for the parent's crash/hang/memory handling (never set in normal runs)."""
+    if kind == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)
+    elif kind == "hang":
+        time.sleep(3600)
+    elif kind == "exit":
+        os._exit(3)
+    elif kind == "oom":
+        hog = []
+        while True:
+            hog.append(bytearray(256 * 1024 * 1024))
+
+
+def read_plan(argv: list[str]) -> dict[str, Any]:
+    if not argv or argv[0] == "-":
+        return json.loads(sys.stdin.read())
+    text = argv[0]
+    if not text.lstrip().startswith("{"):
+        text = Path(text).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    events_fd = os.dup(1)
+    os.dup2(2, 1)                  # anything printed from here on lands on stderr
+    sys.stdout = sys.stderr
+    emit = Emitter(os.fdopen(events_fd, "w", encoding="utf-8", buffering=1))
+    try:
+        plan = read_plan(sys.argv[1:] if argv is None else argv)
+    except (OSError, ValueError) as exc:
+        emit({"event": "error", "kind": "plan", "message": f"unreadable probe plan: {exc}"})
+        return 2
+    plans = plan.get("batch", [plan])
+    status = 0
+    for one in plans:
+        extra = {"path": one.get("path")} if "batch" in plan else {}
+        event = _run_one(one, emit)
+        emit({**event, **extra})
+        status = status or (event["event"] == "error")
+    return int(status)
+
+
+def _run_one(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
+    """The terminal event for one plan. A batch plan (``{"batch": [plan, ...]}``) probes
+    several models in one process and tags each terminal event with its ``path``: tests and
+    benchmarks use it to pay for the TensorFlow import once."""
+    try:
+        return {"event": "result", "probe": run(plan, emit)}
+    except ProbeError as exc:
+        return {"event": "error", "kind": exc.kind, "message": str(exc)}
+    except MemoryError:
+        return {"event": "error", "kind": "memory", "message": "the probe ran out of memory"}
+    except Exception as exc:
+        traceback.print_exc()
+        return {"event": "error", "kind": "crashed", "message": _short(exc)}
+
+
+def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
+    opts = plan.get("options", {})
+    fault = os.environ.get(FAULT_ENV)
+    limit = opts.get("memory_mb")
+    if limit:
+        _limit_memory(int(limit))
+    timer = Timer()
+    emit({"event": "stage", "stage": "import", "message": "importing TensorFlow"})
+    emit({"event": "progress", "stage": "import", "fraction": 0.0})
+    if fault:
+        _fault(fault)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with timer.stage("import"):
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+    device, device_name = pick_device(tf, str(opts.get("device", "auto")))
+    specs = [InputSpec(s["name"], list(s["shape"]), s.get("dtype") or "float32", plan.get("vocab"))
+             for s in plan.get("inputs") or [] if s.get("shape")]
+    source = Path(plan["path"])
+    trust = bool(opts.get("trust"))
+    with tempfile.TemporaryDirectory(prefix="kinspect-probe-") as tmp, tf.device(device):
+        workdir = Path(tmp)
+        emit({"event": "stage", "stage": "load", "message": f"loading {source.name}"})
+        with timer.stage("load"):
+            model, notes = load(tf, _copy_in(source, workdir), trust, workdir, specs,
+                                plan.get("vocab"))
+        real = None
+        if opts.get("inputs"):
+            emit({"event": "stage", "stage": "inputs", "message": "reading --inputs"})
+            with timer.stage("inputs"):
+                try:
+                    real = load_real_inputs(str(opts["inputs"]), model.specs)
+                except InputsError as exc:
+                    raise ProbeError("inputs", str(exc)) from None
+        body = run_measurements(model, int(opts.get("samples", 64)), int(opts.get("seed", 0)),
+                                real, emit, timer)
+        used = _device_used(tf, device)
+    import keras
+
+    return {
+        "status": protocol.STATUS_OK,
+        "reason": None,
+        "loader": model.loader,
+        "loader_notes": notes,
+        "device": used,
+        "device_requested": str(opts.get("device", "auto")),
+        "device_name": device_name,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": sys.version.split()[0]},
+        "timings": timer.timings,
+        **body,
+    }
+
+
+def _limit_memory(mb: int) -> None:
+    try:
+        import resource
+    except ImportError:       # not on this platform: the cap is documented as best effort
+        return
+    cap = mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

@@ -1,0 +1,603 @@
+"""Child-side measurements: every number in the report's ``probe`` section, and the verdicts.
+
+Works on a loaded model through the small interface ``child.LoadedModel`` gives (graph-mode
+``predict``, eager ``call`` with an optional ``training`` flag, the layer walk, a save/reload),
+so Keras 3, tf_keras and bare SavedModel signatures are measured by the same code.
+
+Thresholds are chosen to sit between the healthy fixtures and the fixtures trained into each
+failure (``fixtures/probe``) with a wide margin; ``tests/test_probe_verdicts.py`` keeps them
+honest. They are relative to the output's own scale so regression heads are judged fairly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from inspector.probe.inputs import (
+    TOKEN_IDS,
+    InputSpec,
+    RealInputs,
+    distributions_for,
+    random_batch,
+)
+from inspector.probe.protocol import VERDICT_KEYS
+
+# An output is collapsed when no unit varies across inputs: for probabilities, no unit's std
+# exceeds COLLAPSE_PROB_STD (healthy fixtures stay above 3e-2); otherwise every unit's std is
+# below COLLAPSE_REL of the output's mean magnitude.
+COLLAPSE_PROB_STD = 2e-3
+COLLAPSE_REL = 1e-4
+# A layer output is flat (collapse_layer candidate) when its variation is this small.
+FLAT_REL = 1e-5
+FLAT_ABS = 1e-7
+# Differences between two runs that should be equal, relative to the output's magnitude.
+SAME_REL = 1e-4
+# A classifier predicting one class for >= TOP_CLASS_COLLAPSE of inputs with every
+# probability moving less than SOFT_PROB_STD is collapsed too (healthy fixtures: >= 0.1;
+# a model trained behind Dropout(0.99): <= 0.015).
+SOFT_PROB_STD = 0.03
+TOP_CLASS_COLLAPSE = 0.95
+# Scale sensitivity needs one range where the model clearly works (probabilities moving by
+# RESPONSIVE_PROB_STD): a model that barely reacts to random inputs at any scale (global
+# pooling over noise) proves nothing about scale.
+RESPONSIVE_PROB_STD = 0.1
+RESPONSIVE_REL = 1e-2
+# Train/infer gap on every range: mean |train - infer| over the spread of both (healthy BN
+# fixtures on random inputs: <= 0.6).
+GAP_RATIO = 1.5
+TRAIN_PASSES = 2
+BIG_SECONDS_PER_SAMPLE = 5e-3
+STAT_UNITS = 8192
+MAX_UNITS_SHOWN = 32
+
+# The collapsed verdict looks at unit-scale ranges: tiny weights of a model that learned
+# nothing still move its outputs when inputs are 255x larger; that shows up as scale
+# sensitivity instead.
+UNIT_SCALE = ("uniform01", "uniform_m1_1", "normal", TOKEN_IDS)
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class Model(Protocol):
+    """What measure needs from a loaded model (see child.LoadedModel)."""
+
+    specs: list[InputSpec]
+    output_names: list[str]
+    has_layers: bool
+    supports_training_flag: bool
+
+    def predict(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
+    def call(self, arrays: list[np.ndarray], training: bool | None = None) -> list[np.ndarray]: ...
+    def layers(self) -> list[tuple[str, Any]]: ...
+    def save_reload(self) -> Model: ...
+    def get_weights(self) -> Any: ...
+    def set_weights(self, weights: Any) -> None: ...
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(a), a, 0.0)
+
+
+def output_stats(name: str, arr: np.ndarray) -> dict[str, Any]:
+    """Across-input variation, class histogram and range of one output on one batch."""
+    a = np.asarray(arr, dtype="float64")
+    n = a.shape[0] if a.ndim else 1
+    flat = a.reshape(n, -1)
+    nan, inf = int(np.isnan(flat).sum()), int(np.isinf(flat).sum())
+    f = _finite(flat)
+    per_unit = f.std(axis=0) if n > 1 else np.zeros(flat.shape[1])
+    lo, hi = float(f.min()) if f.size else 0.0, float(f.max()) if f.size else 0.0
+    probability = f.size > 0 and lo >= 0.0 and hi <= 1.0 + 1e-6
+    stats: dict[str, Any] = {
+        "name": name,
+        "shape": list(a.shape),
+        "std": float(per_unit.mean()) if per_unit.size else 0.0,
+        "std_max": float(per_unit.max()) if per_unit.size else 0.0,
+        "per_unit_std": [round(float(v), 6) for v in per_unit[:MAX_UNITS_SHOWN]],
+        "mean_abs": float(np.abs(f).mean()) if f.size else 0.0,
+        "min": lo,
+        "max": hi,
+        "nan": nan,
+        "inf": inf,
+        "probability_like": bool(probability),
+    }
+    stats.update(_class_histogram(a, probability))
+    stats["collapsed"] = output_collapsed(stats)
+    return stats
+
+
+def _class_histogram(a: np.ndarray, probability: bool) -> dict[str, Any]:
+    if a.ndim < 2:
+        return {"class_histogram": None, "top_class": None, "top_class_fraction": None}
+    if a.shape[-1] > 1:
+        classes = np.argmax(_finite(a), axis=-1).reshape(-1)
+    elif probability:
+        classes = (_finite(a)[..., 0] > 0.5).astype(int).reshape(-1)
+    else:
+        return {"class_histogram": None, "top_class": None, "top_class_fraction": None}
+    values, counts = np.unique(classes, return_counts=True)
+    top = int(np.argmax(counts))
+    return {
+        "class_histogram": {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)},
+        "top_class": int(values[top]),
+        "top_class_fraction": float(counts[top] / max(1, classes.size)),
+    }
+
+
+def output_collapsed(stats: dict[str, Any]) -> bool:
+    """True when the output barely depends on the input (see the thresholds above)."""
+    if stats["shape"] and stats["shape"][0] < 2:
+        return False
+    if stats["probability_like"]:
+        top = stats.get("top_class_fraction")
+        soft = top is not None and top >= TOP_CLASS_COLLAPSE and stats["std_max"] < SOFT_PROB_STD
+        return bool(stats["std_max"] < COLLAPSE_PROB_STD or soft)
+    scale = max(stats["mean_abs"], 1e-12)
+    return bool(stats["std_max"] <= FLAT_ABS or stats["std_max"] / scale < COLLAPSE_REL)
+
+
+def _responsive(stats: dict[str, Any]) -> bool:
+    """Clearly following the input, not just short of collapsed: a range only counts as one
+    the model works on when its outputs really move (healthy fixtures: >= 0.1)."""
+    if stats["probability_like"]:
+        return bool(stats["std_max"] >= RESPONSIVE_PROB_STD)
+    return bool(stats["std_max"] >= RESPONSIVE_REL * max(stats["mean_abs"], 1e-12))
+
+
+def _variation(a: np.ndarray) -> tuple[float, float]:
+    """(mean per-unit std across inputs, mean |value|) over finite values, in float32 and on
+    at most STAT_UNITS evenly spaced units: activations of big models are hundreds of MB and
+    the mean over units is estimated just as well from a sample."""
+    flat = np.asarray(a).reshape(a.shape[0], -1)
+    if flat.shape[1] > STAT_UNITS:
+        flat = flat[:, :: -(-flat.shape[1] // STAT_UNITS)]
+    flat = flat.astype("float32", copy=False)
+    if not np.isfinite(flat).all():
+        flat = _finite(flat)
+    std = float(flat.std(axis=0).mean(dtype="float64")) if flat.shape[0] > 1 and flat.size else 0.0
+    return std, float(np.abs(flat).mean(dtype="float64")) if flat.size else 0.0
+
+
+def _flat(std: float, mean_abs: float) -> bool:
+    return std <= FLAT_ABS or std / max(mean_abs, 1e-12) < FLAT_REL
+
+
+def _bounds(layer: Any) -> tuple[float, float] | None:
+    """The activation's output range when it saturates (sigmoid, tanh, relu6, softmax)."""
+    act = getattr(layer, "activation", None)
+    name = getattr(act, "__name__", "") if act is not None else ""
+    if name in ("sigmoid", "hard_sigmoid", "softmax"):
+        return (0.0, 1.0)
+    if name in ("tanh", "softsign"):
+        return (-1.0, 1.0)
+    if name == "relu6":
+        return (0.0, 6.0)
+    max_value = getattr(layer, "max_value", None)
+    if type(layer).__name__ == "ReLU" and max_value is not None:
+        return (0.0, float(max_value))
+    return None
+
+
+def layer_stats(path: str, layer: Any, out: np.ndarray,
+                inp: tuple[float, float] | None) -> dict[str, Any]:
+    """Across-input std, dead and saturated unit fractions, NaN/Inf of one layer's output;
+    ``inp`` is the (std, mean |value|) of the layer's input."""
+    a = np.asarray(out)
+    std, mean_abs = _variation(a)
+    units = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(-1, 1)
+    has_nan = not bool(np.isfinite(units).all())
+    nan = int(np.isnan(units).sum()) if has_nan else 0
+    inf = int(np.isinf(units).sum()) if has_nan else 0
+    dead = None
+    if units.size and not has_nan and float(units.min()) >= 0.0:   # ReLU-like: may never fire
+        dead = float((units.max(axis=0) <= 0.0).mean())
+    saturated = None
+    bounds = _bounds(layer)
+    if bounds is not None and units.size and not has_nan:
+        tol = 1e-3 * (bounds[1] - bounds[0])
+        low = (units.max(axis=0) <= bounds[0] + tol)
+        high = (units.min(axis=0) >= bounds[1] - tol)
+        saturated = float((low | high).mean())
+    row: dict[str, Any] = {
+        "path": path,
+        "class_name": type(layer).__name__,
+        "shape": list(a.shape),
+        "across_input_std": std,
+        "mean_abs": mean_abs,
+        "dead_fraction": dead,
+        "saturated_fraction": saturated,
+        "nan": nan,
+        "inf": inf,
+        "flat": (not has_nan) and _flat(std, mean_abs),
+        "input_varied": None,
+    }
+    if inp is not None:
+        row["input_std"] = inp[0]
+        row["input_varied"] = not _flat(*inp)
+    return row
+
+
+def _first_array(value: Any) -> np.ndarray | None:
+    if isinstance(value, dict):
+        value = next(iter(value.values()), None)
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    if value is None or not hasattr(value, "shape"):
+        return None
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.ndim >= 1 and arr.dtype.kind in "fiub" else None
+
+
+@contextmanager
+def _recording(layers: list[tuple[str, Any]], rows: list[dict[str, Any]]) -> Iterator[None]:
+    """Wrap each layer's ``call`` so one eager forward pass records every layer, nested ones
+    included (a multi-output model cannot reach inside nested models or shared layers).
+
+    A layer's input is usually the previous layer's output tensor: its variation is cached
+    by tensor identity (the tensor is kept alive so the id cannot be reused)."""
+    seen: dict[int, tuple[Any, tuple[float, float]]] = {}
+
+    def variation_of(value: Any) -> tuple[float, float] | None:
+        key = id(value)
+        if key not in seen:
+            arr = _first_array(value)
+            if arr is None or arr.ndim < 1:
+                return None
+            seen[key] = (value, _variation(arr))
+        return seen[key][1]
+
+    patched = []
+    for path, layer in layers:
+        original = layer.call
+
+        def wrapped(*args: Any, __orig: Any = original, __path: str = path,
+                    __layer: Any = layer, **kwargs: Any) -> Any:
+            result = __orig(*args, **kwargs)
+            out = _first_array(result)
+            if out is not None and out.ndim >= 1:
+                inp = variation_of(args[0]) if args else None
+                row = layer_stats(__path, __layer, out, inp)
+                seen[id(result)] = (result, (row["across_input_std"], row["mean_abs"]))
+                rows.append(row)
+            return result
+
+        try:
+            layer.call = wrapped
+        except (AttributeError, TypeError):
+            continue
+        patched.append(layer)
+    try:
+        yield
+    finally:
+        seen.clear()
+        for layer in patched:
+            vars(layer).pop("call", None)
+
+
+def collapse_layer(rows: list[dict[str, Any]]) -> str | None:
+    """The first layer whose output is flat while its input still varied."""
+    for row in rows:
+        if row["flat"] and row.get("input_varied"):
+            return str(row["path"])
+    return None
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _max_rel_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Largest |a-b| over all outputs relative to the outputs' magnitude (NaN-safe)."""
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        x64, y64 = _finite(np.asarray(x, "float64")), _finite(np.asarray(y, "float64"))
+        scale = max(float(np.abs(x64).max()) if x64.size else 0.0, 1e-6)
+        worst = max(worst, float(np.abs(x64 - y64).max()) / scale if x64.size else 0.0)
+    return worst
+
+
+def nondeterminism(model: Model, batch: list[np.ndarray],
+                   predicted: list[np.ndarray]) -> dict[str, Any]:
+    """The same batch again through predict() (vs ``predicted``, its earlier predict()
+    outputs) and twice through a plain model(x) call.
+
+    Keras 3 predict() forces training=False and hides a hard-coded training=True; a plain
+    call does not, so both paths are measured."""
+    d_predict = _max_rel_diff(predicted, model.predict(batch))
+    d_call = _max_rel_diff(model.call(batch), model.call(batch))
+    return {"predict_max_rel_diff": d_predict, "call_max_rel_diff": d_call,
+            "samples": int(batch[0].shape[0]), "threshold": SAME_REL,
+            "nondeterministic": max(d_predict, d_call) > SAME_REL}
+
+
+def batch_dependence(model: Model, batch: list[np.ndarray], singles: int) -> dict[str, Any]:
+    """A batched call vs the same samples one at a time (softmax over the batch axis, etc.)."""
+    k = min(singles, batch[0].shape[0])
+    sub = [a[:k] for a in batch]
+    together = model.call(sub, training=False)
+    alone = [model.call([a[i : i + 1] for a in sub], training=False) for i in range(k)]
+    merged = [np.concatenate([r[j] for r in alone]) for j in range(len(together))]
+    diff = _max_rel_diff(together, merged)
+    return {"samples": k, "max_rel_diff": diff, "threshold": SAME_REL,
+            "batch_dependent": diff > SAME_REL}
+
+
+def _signal_std(runs: list[np.ndarray]) -> np.ndarray:
+    """Per-unit std across inputs of the mean of several training-mode passes, with the
+    pass-to-pass (dropout) noise subtracted, so noise is not mistaken for a response."""
+    stack = np.stack([_finite(np.asarray(r, "float64")).reshape(r.shape[0], -1) for r in runs])
+    mean = stack.mean(axis=0)
+    var = mean.var(axis=0)
+    if len(runs) > 1:
+        noise = ((stack[0] - stack[1]) ** 2).mean(axis=0) / 2.0
+        var = np.maximum(var - noise / len(runs), 0.0)
+    return np.sqrt(var)
+
+
+def _gap_one(model: Model, batch: list[np.ndarray], infer: list[np.ndarray],
+             passes: int) -> dict[str, Any]:
+    runs = [model.call(batch, training=True) for _ in range(passes)]
+    ratios, agreements, dead_only_in_infer = [], [], []
+    for j, x in enumerate(infer):
+        outs = [r[j] for r in runs]
+        x64 = _finite(np.asarray(x, "float64"))
+        y64 = np.mean([_finite(np.asarray(o, "float64")) for o in outs], axis=0)
+        spread = _variation(x64)[0] + _variation(y64)[0]
+        diff = float(np.abs(x64 - y64).mean())
+        ratios.append(diff / max(spread, 1e-9) if diff > FLAT_ABS else 0.0)
+        if x64.ndim >= 2 and x64.shape[-1] > 1:
+            agreements.append(float((x64.argmax(-1) == y64.argmax(-1)).mean()))
+        infer_stats = output_stats("infer", x64)
+        train_std = float(_signal_std(outs).max()) if x64.size else 0.0
+        train_flat = train_std < (SOFT_PROB_STD if infer_stats["probability_like"]
+                                  else COLLAPSE_REL * max(infer_stats["mean_abs"], 1e-12))
+        dead_only_in_infer.append(bool(infer_stats["collapsed"] and not train_flat))
+    return {"diff_over_spread": max(ratios) if ratios else 0.0,
+            "argmax_agreement": min(agreements) if agreements else None,
+            "inference_collapsed_training_varies": any(dead_only_in_infer)}
+
+
+def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
+                    inferred: dict[str, list[np.ndarray]], passes: int) -> dict[str, Any]:
+    """training=True vs the inference outputs already predicted, on a few samples of every
+    input range (or the real inputs, keyed ``real``).
+
+    A gap is an inference output that collapses on the real inputs while training-mode
+    outputs still follow them (BatchNormalization stats that never moved), or a large
+    difference on every range. Training-mode calls update BatchNormalization moving
+    statistics, so the weights are restored after each range."""
+    saved = model.get_weights()
+    per = {}
+    for dist, batch in batches.items():
+        try:
+            per[dist] = _gap_one(model, batch, inferred[dist], passes)
+        finally:
+            model.set_weights(saved)      # before the next range sees updated BN stats
+    everywhere = min(v["diff_over_spread"] for v in per.values())
+    # Random inputs are off-distribution for BatchNormalization: healthy models collapse in
+    # inference on some range while batch statistics rescue training mode. Only real inputs
+    # make that pattern a finding.
+    collapsing = sorted(d for d, v in per.items()
+                        if v["inference_collapsed_training_varies"] and d == "real")
+    return {"per_distribution": per, "min_diff_over_spread": everywhere,
+            "inference_collapses_on": collapsing, "passes": passes,
+            "samples": int(next(iter(batches.values()))[0].shape[0]),
+            "threshold_ratio": GAP_RATIO,
+            "train_infer_gap": bool(collapsing) or everywhere > GAP_RATIO}
+
+
+def roundtrip(model: Model, batch: list[np.ndarray],
+              predicted: list[np.ndarray]) -> dict[str, Any]:
+    """Save to a temporary .keras, reload with the same library, compare predictions."""
+    again = model.save_reload()
+    diff = _max_rel_diff(predicted, again.predict(batch))
+    return {"max_rel_diff": diff, "threshold": SAME_REL, "mismatch": diff > SAME_REL}
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class Timer:
+    """Wall time per stage, reported under ``timings``."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 4)
+
+
+def _guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A check that fails is reported with its error; the other checks still run."""
+    try:
+        return fn()
+    except Exception as exc:  # the model's own code may raise anything
+        return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+
+
+@dataclass
+class Sizes:
+    """How many samples each extra check uses. Models that cost more than
+    BIG_SECONDS_PER_SAMPLE per sample in the main predict get the small sizes, so the checks
+    stay a fraction of the predict time the user would pay anyway."""
+
+    layer_per_dist: int = 16
+    check: int = 16
+    gap: int = 8
+    singles: int = 6
+
+    @classmethod
+    def for_cost(cls, seconds_per_sample: float) -> Sizes:
+        if seconds_per_sample > BIG_SECONDS_PER_SAMPLE:
+            return cls(layer_per_dist=4, check=4, gap=4, singles=3)
+        return cls()
+
+
+def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | None,
+                     emit: Emit, timer: Timer) -> dict[str, Any]:
+    """Every measurement, in order, with progress events; returns the probe section body."""
+    specs = model.specs
+    dists = distributions_for(specs)
+    steps = len(dists) + (1 if real else 0) + 6
+    done = 0
+
+    def progress(stage: str, message: str) -> None:
+        nonlocal done
+        emit({"event": "stage", "stage": stage, "message": message})
+        emit({"event": "progress", "stage": stage, "fraction": round(done / steps, 3)})
+        done += 1
+
+    per_dist: dict[str, Any] = {}
+    batches: dict[str, list[np.ndarray]] = {}
+    predicted: dict[str, list[np.ndarray]] = {}
+    start = time.perf_counter()
+    for dist in dists:
+        progress("outputs", f"predict on {samples} {dist} samples")
+        with timer.stage("predict"):
+            batch = random_batch(specs, dist, samples, seed)
+            outs = model.predict(batch)
+        batches[dist], predicted[dist] = batch, outs
+        stats = [output_stats(n, o) for n, o in zip(model.output_names, outs, strict=False)]
+        per_dist[dist] = {"outputs": stats, "collapsed": all(s["collapsed"] for s in stats),
+                          "nan": sum(s["nan"] + s["inf"] for s in stats)}
+    sizes = Sizes.for_cost((time.perf_counter() - start) / max(1, samples * len(dists)))
+    real_section = None
+    if real is not None:
+        progress("outputs", f"predict on {real.count} real inputs")
+        with timer.stage("predict"):
+            outs = model.predict(real.arrays)
+        batches["real"], predicted["real"] = real.arrays, outs
+        stats = [output_stats(n, o) for n, o in zip(model.output_names, outs, strict=False)]
+        real_section = {**real.as_dict(), "outputs": stats,
+                        "collapsed": all(s["collapsed"] for s in stats),
+                        "nan": sum(s["nan"] + s["inf"] for s in stats)}
+
+    primary = _primary(per_dist, dists)
+    key = "real" if real is not None else primary
+    check_batch = [a[: sizes.check] for a in batches[key]]
+    check_pred = [o[: sizes.check] for o in predicted[key]]
+
+    progress("layers", "per-layer statistics (one eager pass)")
+    with timer.stage("layers"):
+        layer_section = _guarded(lambda: _layers(model, real, batches, dists, sizes))
+    progress("determinism", "the same batch again (predict and plain call)")
+    with timer.stage("determinism"):
+        det = _guarded(lambda: nondeterminism(model, check_batch, check_pred))
+    progress("batch", "batched vs one sample at a time")
+    with timer.stage("batch"):
+        bdep = _guarded(lambda: batch_dependence(model, check_batch, sizes.singles))
+    progress("roundtrip", "save to a temporary .keras and reload")
+    with timer.stage("roundtrip"):
+        rt = (_guarded(lambda: roundtrip(model, check_batch, check_pred)) if model.has_layers
+              else {"skipped": "no Keras model object (SavedModel signature)"})
+    progress("training", "training=True vs training=False")
+    with timer.stage("training"):
+        keys = ["real"] if real is not None else list(dists)
+        gap_in = {k: [a[: sizes.gap] for a in batches[k]] for k in keys}
+        gap_ref = {k: [o[: sizes.gap] for o in predicted[k]] for k in keys}
+        passes = TRAIN_PASSES if _has_random_layers(model) else 1
+        gap = (_guarded(lambda: train_infer_gap(model, gap_in, gap_ref, passes))
+               if model.supports_training_flag
+               else {"skipped": "the loaded object takes no training flag"})
+    emit({"event": "progress", "stage": "training", "fraction": 1.0})
+
+    collapsed_on = [d for d in dists if d in UNIT_SCALE and per_dist[d]["collapsed"]]
+    shown = primary
+    if real_section is None and collapsed_on and len(collapsed_on) == len(
+            [d for d in dists if d in UNIT_SCALE]):
+        shown = collapsed_on[0]        # show the collapse, not the one range that escapes it
+    reference = real_section if real_section is not None else per_dist[shown]
+    working = [d for d in dists if not per_dist[d]["collapsed"] and not per_dist[d]["nan"]]
+    responsive = [d for d in working if all(_responsive(s) for s in per_dist[d]["outputs"])]
+    eager_nan = layer_section.get("eager_output_nan")
+    graph_nan = any(per_dist[d]["nan"] for d in dists) or bool(real_section
+                                                                and real_section["nan"])
+    verdict = {
+        "collapsed": (bool(real_section["collapsed"]) if real_section is not None
+                      else all(per_dist[d]["collapsed"] for d in dists if d in UNIT_SCALE)),
+        "nondeterministic": bool(det.get("nondeterministic", False)),
+        "batch_dependent": bool(bdep.get("batch_dependent", False)),
+        "scale_sensitive": len(dists) > 1 and bool(responsive) and len(working) < len(dists),
+        "train_infer_gap": bool(gap.get("train_infer_gap", False)),
+        "nan_outputs": bool(graph_nan or eager_nan),
+        "roundtrip_mismatch": bool(rt.get("mismatch", False)),
+    }
+    assert set(verdict) == set(VERDICT_KEYS)
+    return {
+        "samples": samples,
+        "seed": seed,
+        "check_sizes": asdict(sizes),
+        "inputs": [s.as_dict() for s in specs],
+        "distributions": per_dist,
+        "primary_distribution": primary,
+        "outputs_from": "real_inputs" if real_section is not None else shown,
+        "working_distributions": working,
+        "responsive_distributions": responsive,
+        "real_inputs": real_section,
+        "outputs": reference["outputs"],
+        "layers": layer_section.get("rows", []),
+        "collapse_layer": layer_section.get("collapse_layer"),
+        "checks": {
+            "layers": {k: v for k, v in layer_section.items() if k != "rows"},
+            "nondeterminism": det,
+            "batch_dependence": bdep,
+            "train_infer_gap": gap,
+            "roundtrip": rt,
+            "eager_vs_graph": {"graph_nan": graph_nan, "eager_nan": eager_nan},
+        },
+        "verdict": verdict,
+    }
+
+
+def _has_random_layers(model: Model) -> bool:
+    """Dropout / noise layers make training-mode passes differ: average two of them."""
+    if not model.has_layers:
+        return False
+    return any(("Dropout" in type(layer).__name__ or "Noise" in type(layer).__name__)
+               for _, layer in model.layers())
+
+
+def _primary(per_dist: dict[str, Any], dists: tuple[str, ...]) -> str:
+    """The distribution the model responds to most (the one its outputs vary most on)."""
+    def score(d: str) -> float:
+        entry = per_dist[d]
+        if entry["nan"]:
+            return -1.0
+        return max((s["std_max"] / max(s["mean_abs"], 1e-12) for s in entry["outputs"]),
+                   default=0.0)
+    return max(dists, key=score)
+
+
+def _layers(model: Model, real: RealInputs | None, batches: dict[str, list[np.ndarray]],
+            dists: tuple[str, ...], sizes: Sizes) -> dict[str, Any]:
+    """One eager pass over a mix of every distribution (a unit dead on all of them is dead),
+    or over the real inputs; also the eager-path NaN check (graph mode can hide NaNs)."""
+    if real is not None:
+        mixed = [a[: sizes.layer_per_dist * 4] for a in real.arrays]
+    else:
+        k = sizes.layer_per_dist
+        mixed = [np.concatenate([batches[d][i][:k] for d in dists])
+                 for i in range(len(model.specs))]
+    rows: list[dict[str, Any]] = []
+    layers = model.layers() if model.has_layers else []
+    with _recording(layers, rows):
+        outs = model.call(mixed, training=False)
+    eager_nan = any(int((~np.isfinite(np.asarray(o, "float64"))).sum()) for o in outs)
+    return {"rows": rows, "collapse_layer": collapse_layer(rows), "samples": len(mixed[0]),
+            "recorded": len(rows), "walked": len(layers), "eager_output_nan": eager_nan}

@@ -1,0 +1,239 @@
+"""Parent side of the probe: spawn the child, read its events, survive whatever it does.
+
+Never imports TensorFlow. The child runs in its own process group so a timeout or a cancel
+kills it and anything it started; a crash, a hang or an out-of-memory kill becomes one
+``error`` event (and one ``errors[]`` entry in the report), never an exception here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from inspector.graph import ModelGraph
+from inspector.options import Options
+from inspector.probe import protocol
+from inspector.report.model import Report
+
+RISKY_RULES = ("lambda-layer", "custom-object", "untrusted-module-reference")
+STDERR_TAIL = 1500
+_EOF = object()
+
+
+def tensorflow_available() -> bool:
+    """Whether the probe can run at all; a spec lookup, never an import."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def build_plan(graph: ModelGraph, options: Options) -> dict[str, Any]:
+    """What the child needs: the file, static input specs and Embedding vocab as fallbacks."""
+    vocabs = [int(n.config["input_dim"]) for n in graph.walk()
+              if n.class_name == "Embedding" and isinstance(n.config.get("input_dim"), int)]
+    return {
+        "path": os.path.abspath(graph.path),
+        "format": graph.format,
+        "inputs": [t.as_dict() for t in graph.inputs],
+        "vocab": min(vocabs) if vocabs else None,
+        "options": {
+            "device": options.device,
+            "samples": options.samples,
+            "seed": options.seed,
+            "inputs": os.path.abspath(options.inputs) if options.inputs else None,
+            "trust": options.trust,
+            "memory_mb": options.probe_memory_mb,
+        },
+    }
+
+
+class ProbeRunner:
+    """The real EventSource: one child process per instance, events in order, one terminal
+    event (``result`` or ``error``) at the end."""
+
+    def __init__(self, plan: dict[str, Any], timeout: float,
+                 env: dict[str, str] | None = None) -> None:
+        self.plan = plan
+        self.timeout = timeout
+        self.env = env
+        self._proc: subprocess.Popen[str] | None = None
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        deadline = time.monotonic() + self.timeout
+        with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err:
+            try:
+                proc = self._spawn(err)
+            except OSError as exc:
+                yield _error("crashed", f"cannot start the probe child: {exc}")
+                return
+            lines: queue.Queue[object] = queue.Queue()
+            reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
+            reader.start()
+            try:
+                yield from self._read(proc, lines, deadline, err)
+            finally:
+                self._kill()
+                reader.join(timeout=5)
+
+    def _spawn(self, err: Any) -> subprocess.Popen[str]:
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        env["PYTHONUNBUFFERED"] = "1"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "inspector.probe", "-"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+            env=env, start_new_session=True,   # own process group: killable as a whole
+        )
+        with self._lock:
+            self._proc = proc
+        if self._cancelled.is_set():
+            self._kill()
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(self.plan))
+            proc.stdin.close()
+        except OSError:
+            pass          # the child died at once; its exit status tells why below
+        return proc
+
+    def _read(self, proc: subprocess.Popen[str], lines: queue.Queue[object], deadline: float,
+              err: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            if self._cancelled.is_set():
+                yield _error("cancelled", "the probe was cancelled")
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill()
+                yield _error("timeout", f"the probe did not finish within {self.timeout:g} s "
+                                        "(--probe-timeout); the child was killed")
+                return
+            try:
+                item = lines.get(timeout=min(remaining, 0.2))
+            except queue.Empty:
+                continue
+            if item is _EOF:
+                yield self._exit_event(proc, err)
+                return
+            event = protocol.decode(str(item))
+            if event is None:
+                continue
+            yield event
+            if event["event"] in (protocol.RESULT, protocol.ERROR):
+                return
+
+    def _exit_event(self, proc: subprocess.Popen[str], err: Any) -> dict[str, Any]:
+        """The child closed stdout without a result: say how it died."""
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            code = proc.wait()
+        if self._cancelled.is_set():
+            return _error("cancelled", "the probe was cancelled")
+        err.flush()
+        err.seek(0)
+        tail = err.read()[-STDERR_TAIL:].strip()
+        detail = f"; stderr: {tail}" if tail else ""
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ \
+                else str(-code)
+            if -code == signal.SIGKILL:
+                return _error("memory", f"the probe child was killed ({name}), most likely "
+                                        f"out of memory{detail}")
+            return _error("crashed", f"the probe child died from signal {name}{detail}")
+        if "MemoryError" in tail:
+            return _error("memory", f"the probe child ran out of memory{detail}")
+        return _error("crashed", f"the probe child exited with status {code} without a "
+                                 f"result{detail}")
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._kill()
+
+    def _kill(self) -> None:
+        with self._lock:
+            proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        proc.wait()
+
+
+def _pump(proc: subprocess.Popen[str], lines: queue.Queue[object]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.put(line)
+    lines.put(_EOF)
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"event": protocol.ERROR, "kind": kind, "message": message}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+_STATUS_FOR_KIND = {"timeout": protocol.STATUS_TIMEOUT, "cancelled": protocol.STATUS_CANCELLED}
+
+
+def skip_reason(report: Report, options: Options) -> tuple[str, str] | None:
+    """(status, reason) when the probe must not run; None when it may."""
+    if not tensorflow_available():
+        return (protocol.STATUS_SKIPPED, "TensorFlow is not installed; install the 'probe' "
+                                         "extra (pip install 'kinspect[probe]') to run the probe")
+    if not report.graph.has_architecture:
+        return (protocol.STATUS_SKIPPED, "the file has no architecture (weights only): "
+                                         "nothing to run")
+    risky = [f for f in report.findings if f.rule in RISKY_RULES and f.source == "static"]
+    if risky and not options.trust:
+        where = sorted({f"{f.layer or 'model'} ({f.rule})" for f in risky})
+        return (protocol.STATUS_REFUSED, "loading would run code from the file: "
+                + ", ".join(where) + "; pass --trust to probe it anyway")
+    return None
+
+
+def attach_probe(report: Report, options: Options,
+                 on_event: Callable[[dict[str, Any]], None] | None = None,
+                 source: protocol.EventSource | None = None) -> None:
+    """Run the probe (or say why not) and merge its section and findings into ``report``."""
+    skipped = skip_reason(report, options)
+    if skipped is not None:
+        report.probe = {"status": skipped[0], "reason": skipped[1], "verdict": None}
+        return
+    if source is None:
+        source = ProbeRunner(build_plan(report.graph, options), options.probe_timeout)
+    result: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None
+    for event in source.events():
+        if on_event is not None:
+            on_event(event)
+        if event["event"] == protocol.RESULT:
+            result = event.get("probe") or {}
+        elif event["event"] == protocol.ERROR:
+            failure = event
+    if result is None:
+        failure = failure or _error("crashed", "the probe ended without a result")
+        kind = str(failure.get("kind", "crashed"))
+        report.probe = {"status": _STATUS_FOR_KIND.get(kind, protocol.STATUS_FAILED),
+                        "reason": failure.get("message"), "error_kind": kind, "verdict": None}
+        report.errors.append({"source": "probe", "kind": f"probe-{kind}",
+                              "message": str(failure.get("message", ""))})
+        return
+    report.probe = result
+    from inspector.rules.probe_rules import probe_findings
+
+    report.add_findings(probe_findings(report, options))

@@ -1,0 +1,629 @@
+"""SavedModel directories, read without TensorFlow: saved_model.pb, keras_metadata.pb, variables.
+
+``saved_model.pb`` gives the signatures and the SavedObjectGraph (every trackable object: layers,
+variables, functions, and the child names linking them). ``keras_metadata.pb`` (tf.keras 2.x
+``model.save(dir)``) adds each layer's JSON metadata, whose root holds the model config; without
+it (Keras 3 ``model.export()``, plain ``tf.saved_model.save``) only signatures and a flat
+variable list can be reported. Values come lazily from the checkpoint bundle in ``variables/``.
+Field numbers follow tensorflow/core/protobuf/{saved_model,meta_graph,saved_object_graph,
+trackable_object_graph}.proto and tf_keras' saved_metadata.proto.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ErrorKind, KinspectError
+from ..graph import ContainerIssue, LayerNode, ModelGraph, TensorSpec, WeightInfo
+from . import protowire as pw
+from .graph_facts import finalize
+from .keras_config import (
+    ConfigStructureError,
+    is_object_dict,
+    normalize_training_config,
+    parse_model_config,
+)
+from .tf_checkpoint import OBJECT_GRAPH_KEY, BundleEntry, CheckpointBundle
+from .tf_proto import decode_shape, dtype_name
+
+SAVED_MODEL_PB = "saved_model.pb"
+SAVED_MODEL_PBTXT = "saved_model.pbtxt"
+KERAS_METADATA_PB = "keras_metadata.pb"
+VARIABLES_PREFIX = os.path.join("variables", "variables")
+MAX_PB_BYTES = 1 << 31  # protobuf's own message limit
+SERVING_TAG = "serve"
+SERVING_SIGNATURE = "serving_default"
+INIT_OP_SIGNATURE = "__saved_model_init_op"
+VARIABLE_ATTRIBUTE = "VARIABLE_VALUE"
+METRIC_IDENTIFIER = "_tf_keras_metric"
+K3_ALL_VARIABLES = "_all_variables"
+ROOT_PATH = "model"  # the root LayerNode's path, as in the other readers
+
+# SavedObject ``kind`` oneof field numbers.
+_KINDS = {4: "user_object", 5: "asset", 6: "function", 7: "variable",
+          8: "bare_concrete_function", 9: "constant", 10: "resource", 12: "captured_tensor"}
+
+
+@dataclass
+class SavedVariable:
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...] | None
+    trainable: bool
+
+
+@dataclass
+class SavedObject:
+    """One node of the SavedObjectGraph, reduced to what kinspect uses."""
+
+    node_id: int
+    kind: str
+    identifier: str = ""
+    children: list[tuple[str, int]] = field(default_factory=list)
+    variable: SavedVariable | None = None
+
+    def child(self, name: str) -> int | None:
+        for local, target in self.children:
+            if local == name:
+                return target
+        return None
+
+
+@dataclass
+class KerasObject:
+    """One node of keras_metadata.pb: a layer/model/metric and its JSON metadata."""
+
+    node_id: int
+    node_path: str
+    identifier: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class _Context:
+    path: str
+    objects: list[SavedObject]
+    keys: dict[int, str]  # variable node id -> checkpoint key
+    bundle: CheckpointBundle | None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_savedmodel(path: str | os.PathLike[str]) -> ModelGraph:
+    """The ModelGraph of a SavedModel directory; KinspectError for anything unreadable."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise KinspectError(path, "no such file or directory", ErrorKind.NOT_FOUND)
+    if not os.path.isdir(path):
+        raise KinspectError(path, "not a SavedModel directory", ErrorKind.NOT_A_MODEL)
+    pb_path = os.path.join(path, SAVED_MODEL_PB)
+    if not _present(pb_path):
+        if os.path.isfile(os.path.join(path, SAVED_MODEL_PBTXT)):
+            raise KinspectError(path, "text-format SavedModels (saved_model.pbtxt) are not "
+                                "supported", ErrorKind.UNSUPPORTED)
+        raise KinspectError(path, "directory without saved_model.pb is not a SavedModel",
+                            ErrorKind.NOT_A_MODEL)
+    issues = _symlinks(path)
+    meta_graph, tags = _meta_graph(pb_path, _read_bytes(pb_path, path))
+    try:
+        signatures = _signatures(meta_graph)
+        objects = _object_graph(meta_graph)
+    except pw.WireError as exc:
+        raise KinspectError(pb_path, f"malformed saved_model.pb: {exc}") from exc
+    bundle = _open_bundle(path)
+    ctx = _Context(path, objects, _checkpoint_keys(objects, bundle), bundle)
+    if bundle is None and any(o.variable for o in objects):
+        ctx.notes.append("variables/variables.index is missing: weight values are unavailable")
+
+    metadata_path = os.path.join(path, KERAS_METADATA_PB)
+    keras_objects = (_keras_metadata(metadata_path, _read_bytes(metadata_path, path))
+                     if _present(metadata_path) else None)
+    graph = _keras_graph(ctx, keras_objects) if keras_objects else _plain_graph(ctx)
+    graph.signatures = signatures
+    graph.container_issues.extend(issues)
+    if not graph.inputs and not graph.outputs:
+        graph.inputs, graph.outputs = _serving_specs(signatures)
+    if SERVING_SIGNATURE not in signatures:
+        graph.notes.append("no 'serving_default' signature is saved (TF Serving and "
+                           "signature-based loaders have nothing to call)")
+    if tags and SERVING_TAG not in tags:
+        graph.notes.append(f"meta graph tags {sorted(tags)} (no 'serve' graph)")
+    graph.notes.extend(ctx.notes)
+    return graph
+
+
+# ---------------------------------------------------------------- files and the meta graph
+
+
+def _symlinks(path: str) -> list[ContainerIssue]:
+    """Symbolic links among the members kinspect reads: followed, but reported, since they
+    make a copied model read files from elsewhere on this machine."""
+    issues: list[ContainerIssue] = []
+    real_root = os.path.realpath(path)
+    members = [SAVED_MODEL_PB, KERAS_METADATA_PB, "variables"]
+    variables = os.path.join(path, "variables")
+    with contextlib.suppress(OSError):
+        members += [os.path.join("variables", n) for n in sorted(os.listdir(variables))
+                    if n.startswith("variables.")]
+    for rel in members:
+        full = os.path.join(path, rel)
+        if not os.path.islink(full):
+            continue
+        target = os.path.realpath(full)
+        outside = os.path.commonpath([real_root, target]) != real_root
+        issues.append(ContainerIssue(
+            "savedmodel-symlink", rel, f"symbolic link to {target}"
+            + (" (outside the SavedModel directory)" if outside else "")))
+    return issues
+
+
+def _present(file_path: str) -> bool:
+    """Whether a member exists; one that is not a regular file (a FIFO or device would block
+    or never end) is refused rather than read."""
+    if not os.path.lexists(file_path):
+        return False
+    if not os.path.isfile(file_path):
+        raise KinspectError(file_path, "not a regular file", ErrorKind.CORRUPT)
+    return True
+
+
+def _read_bytes(file_path: str, shown: str) -> bytes:
+    try:
+        size = os.path.getsize(file_path)
+        if size > MAX_PB_BYTES:
+            raise KinspectError(file_path, f"{size} bytes exceeds the protobuf limit",
+                                ErrorKind.TOO_LARGE)
+        with open(file_path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise KinspectError(shown, f"cannot read {os.path.basename(file_path)}: "
+                            f"{exc.strerror or exc}", ErrorKind.NOT_FOUND) from exc
+
+
+def _meta_graph(pb_path: str, data: bytes) -> tuple[pw.Fields, set[str]]:
+    """The MetaGraphDef tagged 'serve' (else the first) and its tags."""
+    if not data:
+        raise KinspectError(pb_path, "empty saved_model.pb", ErrorKind.EMPTY)
+    try:
+        saved_model = pw.parse(data)
+        graphs = pw.get_msgs(saved_model, 2)
+        if not graphs:
+            raise KinspectError(pb_path, "saved_model.pb holds no meta graph (not a SavedModel)")
+        tagged: list[tuple[pw.Fields, set[str]]] = []
+        for raw in graphs:
+            meta = pw.parse(raw)
+            info = pw.get_msg(meta, 1) or {}
+            tags = {bytes(t).decode("utf-8", "replace") for t in pw.get_msgs(info, 4)}
+            tagged.append((meta, tags))
+        return next((t for t in tagged if SERVING_TAG in t[1]), tagged[0])
+    except pw.WireError as exc:
+        raise KinspectError(pb_path, f"malformed or truncated saved_model.pb: {exc}") from exc
+
+
+def _tensor_info(raw: memoryview) -> dict[str, Any]:
+    fields = pw.parse(raw)
+    shape = decode_shape(pw.get_bytes(fields, 3)) if 3 in fields else None
+    return {"dtype": dtype_name(pw.get_int(fields, 2)) if 2 in fields else None,
+            "shape": None if shape is None else list(shape)}
+
+
+def _signatures(meta_graph: pw.Fields) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in sorted(pw.get_map(meta_graph, 5).items()):
+        if name == INIT_OP_SIGNATURE:
+            continue
+        sig = pw.parse(raw)
+        out[name] = {
+            "inputs": {k: _tensor_info(v) for k, v in sorted(pw.get_map(sig, 1).items())},
+            "outputs": {k: _tensor_info(v) for k, v in sorted(pw.get_map(sig, 2).items())},
+        }
+    return out
+
+
+def _serving_specs(signatures: dict[str, Any]) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    sig = signatures.get(SERVING_SIGNATURE)
+    if sig is None and len(signatures) == 1:
+        sig = next(iter(signatures.values()))
+    if sig is None:
+        return [], []
+
+    def specs(side: dict[str, Any]) -> list[TensorSpec]:
+        return [TensorSpec(name, None if info["shape"] is None else tuple(info["shape"]),
+                           info["dtype"]) for name, info in side.items()]
+
+    return specs(sig["inputs"]), specs(sig["outputs"])
+
+
+def _object_graph(meta_graph: pw.Fields) -> list[SavedObject]:
+    graph = pw.get_msg(meta_graph, 7)
+    if graph is None:
+        return []
+    objects: list[SavedObject] = []
+    raws = pw.get_msgs(graph, 1)
+    for node_id, raw in enumerate(raws):
+        fields = pw.parse(raw)
+        kind = next((name for num, name in _KINDS.items() if num in fields), "other")
+        obj = SavedObject(node_id, kind)
+        for ref in pw.get_msgs(fields, 1):
+            ref_fields = pw.parse(ref)
+            target = pw.get_int(ref_fields, 1)
+            if target >= len(raws):
+                raise pw.WireError(f"object {node_id} references missing object {target}")
+            obj.children.append((pw.get_str(ref_fields, 2), target))
+        if kind == "user_object":
+            obj.identifier = pw.get_str(pw.get_msg(fields, 4) or {}, 1)
+        elif kind == "variable":
+            var = pw.get_msg(fields, 7) or {}
+            obj.variable = SavedVariable(
+                name=pw.get_str(var, 6), dtype=dtype_name(pw.get_int(var, 1)),
+                shape=decode_shape(pw.get_bytes(var, 2)), trainable=pw.get_bool(var, 3))
+        objects.append(obj)
+    return objects
+
+
+# ---------------------------------------------------------------- checkpoint
+
+
+def _open_bundle(path: str) -> CheckpointBundle | None:
+    prefix = os.path.join(path, VARIABLES_PREFIX)
+    if not _present(prefix + ".index"):
+        return None
+    return CheckpointBundle(prefix)
+
+
+def _escape(local_name: str) -> str:
+    """Checkpoint keys escape '.' and '/' inside object names (TF's trackable naming)."""
+    return local_name.replace(".", "..").replace("/", ".S")
+
+
+def _checkpoint_keys(objects: list[SavedObject],
+                     bundle: CheckpointBundle | None) -> dict[int, str]:
+    """Variable object id -> checkpoint key, by walking both object graphs from the root.
+
+    The checkpoint's own object graph says which key each object's value was saved under;
+    objects are matched by child names. Without it, keys are derived from the first path
+    from the root, as TensorFlow names them.
+    """
+    if bundle is None or not objects:
+        return {}
+    raw = bundle.read_string_scalar(OBJECT_GRAPH_KEY)
+    keys: dict[int, str] = {}
+    if raw is None:
+        for node_id, route in _first_routes(objects).items():
+            if objects[node_id].variable is not None:
+                key = "/".join(_escape(n) for n in route) + f"/.ATTRIBUTES/{VARIABLE_ATTRIBUTE}"
+                if key in bundle.entries:
+                    keys[node_id] = key
+        return keys
+    try:
+        ckpt_nodes = [pw.parse(n) for n in pw.get_msgs(pw.parse(raw), 1)]
+        pairs = _match_graphs(objects, ckpt_nodes) if ckpt_nodes else {}
+        for saved_id, ckpt_id in pairs.items():
+            if objects[saved_id].variable is None:
+                continue
+            for attr in pw.get_msgs(ckpt_nodes[ckpt_id], 2):
+                attr_fields = pw.parse(attr)
+                key = pw.get_str(attr_fields, 3)
+                if pw.get_str(attr_fields, 1) == VARIABLE_ATTRIBUTE and key in bundle.entries:
+                    keys[saved_id] = key
+    except pw.WireError as exc:
+        raise KinspectError(bundle.index_path, f"malformed checkpoint object graph: {exc}") \
+            from exc
+    return keys
+
+
+def _match_graphs(objects: list[SavedObject], ckpt_nodes: list[pw.Fields]) -> dict[int, int]:
+    pairs = {0: 0}
+    queue = deque([(0, 0)])
+    while queue:
+        saved_id, ckpt_id = queue.popleft()
+        ckpt_children: dict[str, int] = {}
+        for ref in pw.get_msgs(ckpt_nodes[ckpt_id], 1):
+            ref_fields = pw.parse(ref)
+            target = pw.get_int(ref_fields, 1)
+            if target < len(ckpt_nodes):
+                ckpt_children.setdefault(pw.get_str(ref_fields, 2), target)
+        for name, child in objects[saved_id].children:
+            target = ckpt_children.get(name)
+            if target is not None and child not in pairs:
+                pairs[child] = target
+                queue.append((child, target))
+    return pairs
+
+
+def _first_routes(objects: list[SavedObject]) -> dict[int, list[str]]:
+    """Breadth-first child-name route from the root to every reachable object."""
+    if not objects:
+        return {}
+    routes: dict[int, list[str]] = {0: []}
+    queue = deque([0])
+    while queue:
+        node_id = queue.popleft()
+        for name, child in objects[node_id].children:
+            if child not in routes:
+                routes[child] = [*routes[node_id], name]
+                queue.append(child)
+    return routes
+
+
+def _entry(ctx: _Context, node_id: int) -> tuple[str, BundleEntry | None]:
+    """The checkpoint key of a variable object and its bundle entry (when saved)."""
+    key = ctx.keys.get(node_id, "")
+    return key, ctx.bundle.entries.get(key) if ctx.bundle is not None and key else None
+
+
+def _weight(ctx: _Context, node_id: int, var: SavedVariable, name: str) -> WeightInfo:
+    key, entry = _entry(ctx, node_id)
+    shape, dtype = var.shape or (), var.dtype
+    source = None
+    if entry is not None and ctx.bundle is not None:
+        # The stored tensor is the ground truth for what gets read.
+        shape, dtype, source = entry.shape, entry.dtype, ctx.bundle.source(key)
+    return WeightInfo(name=name, shape=tuple(shape), dtype=dtype, storage_path=key,
+                      source=source, trainable=var.trainable)
+
+
+# ---------------------------------------------------------------- without Keras metadata
+
+
+def _plain_graph(ctx: _Context) -> ModelGraph:
+    """Signatures and the variables, in breadth-first order from the root object."""
+    graph = ModelGraph(path=ctx.path, format="savedmodel", root=None, has_architecture=False)
+    root = ctx.objects[0] if ctx.objects else None
+    if root is not None and root.identifier.startswith("_tf_keras"):
+        graph.notes.append(f"the root object is a tf.keras model ({root.identifier}) saved "
+                           "without keras_metadata.pb")
+    seen: set[tuple[Any, ...]] = set()
+    duplicates = 0
+    for node_id, route in _first_routes(ctx.objects).items():
+        var = ctx.objects[node_id].variable
+        if var is None:
+            continue
+        # Keras 3 export archives track every variable twice, in "variables" and in
+        # "_all_variables", as two objects saved under two keys: list it once.
+        entry = _entry(ctx, node_id)[1]
+        ident = (var.name, var.shape, var.dtype, entry.crc32c if entry else None)
+        if route[:1] == [K3_ALL_VARIABLES] and ident in seen:
+            duplicates += 1
+            continue
+        seen.add(ident)
+        graph.loose_weights.append(_weight(ctx, node_id, var, var.name))
+    if not ctx.objects and ctx.bundle is not None:
+        _checkpoint_only_weights(ctx.bundle, graph)
+    graph.notes.append("SavedModel without keras_metadata.pb: no layer structure is saved; "
+                       "signatures and variables only")
+    if duplicates:
+        graph.notes.append(f"{duplicates} variables tracked a second time under "
+                           f"'{K3_ALL_VARIABLES}' are listed once")
+    return graph
+
+
+def _checkpoint_only_weights(bundle: CheckpointBundle, graph: ModelGraph) -> None:
+    """TF1-style SavedModels have no object graph: list the checkpoint's tensors by key."""
+    graph.notes.append("no object graph (TF1-style SavedModel): variables are listed by "
+                       "checkpoint key")
+    for key, entry in sorted(bundle.entries.items()):
+        if key == OBJECT_GRAPH_KEY:
+            continue
+        graph.loose_weights.append(WeightInfo(
+            name=key, shape=entry.shape, dtype=entry.dtype, storage_path=key,
+            source=bundle.source(key)))
+
+
+# ---------------------------------------------------------------- with Keras metadata
+
+
+def _keras_metadata(file_path: str, data: bytes) -> list[KerasObject]:
+    objects: list[KerasObject] = []
+    try:
+        for raw in pw.get_msgs(pw.parse(data), 1):
+            fields = pw.parse(raw)
+            text = pw.get_str(fields, 5)
+            try:
+                metadata = _untuple(json.loads(text)) if text else {}
+            except (ValueError, RecursionError) as exc:
+                raise KinspectError(file_path, f"invalid layer metadata JSON: "
+                                    f"{str(exc)[:120]}") from exc
+            objects.append(KerasObject(pw.get_int(fields, 2), pw.get_str(fields, 3),
+                                       pw.get_str(fields, 4),
+                                       metadata if isinstance(metadata, dict) else {}))
+    except pw.WireError as exc:
+        raise KinspectError(file_path, f"malformed or truncated keras_metadata.pb: {exc}") \
+            from exc
+    return objects
+
+
+def _keras_graph(ctx: _Context, keras_objects: list[KerasObject]) -> ModelGraph:
+    """Layer tree from the root's model config, weights bound through the object graph."""
+    by_id = {k.node_id: k for k in keras_objects if 0 <= k.node_id < len(ctx.objects)}
+    root_meta = by_id.get(0)
+    if root_meta is None:
+        raise KinspectError(os.path.join(ctx.path, KERAS_METADATA_PB),
+                            "keras_metadata.pb has no root object")
+    meta = root_meta.metadata
+    model_config = meta.get("model_config")
+    try:
+        if _is_graph_config(model_config):
+            root = parse_model_config(model_config, root_path=ROOT_PATH)
+        else:
+            root = _subclassed_root(meta, model_config, keras_objects, ctx.notes)
+            ctx.notes.append("subclassed model: no layer graph is saved, so its direct "
+                             "sub-layers are listed without their call graph")
+    except ConfigStructureError as exc:
+        raise KinspectError(ctx.path, f"unexpected model config structure: {exc}") from exc
+    except RecursionError as exc:
+        raise KinspectError(ctx.path, "model config nested too deeply",
+                            ErrorKind.TOO_LARGE) from exc
+    binder = _Binder(ctx, by_id)
+    binder.bind(root, 0)
+    binder.attach_weights(root)
+    graph = ModelGraph(
+        path=ctx.path, format="savedmodel-keras", root=root,
+        keras_version=_text(meta.get("keras_version")), backend=_text(meta.get("backend")),
+        class_name=_text(meta.get("class_name")) or root.class_name,
+        training_config=normalize_training_config(meta.get("training_config")),
+        raw_config=model_config if isinstance(model_config, dict) else None)
+    if binder.unbound:
+        ctx.notes.append("no saved object found for layer(s) "
+                         + ", ".join(sorted(binder.unbound)[:10])
+                         + ": their weights are not listed")
+    finalize(graph)
+    return graph
+
+
+def _untuple(value: Any) -> Any:
+    """tf.keras writes tuples in SavedModel metadata as {"class_name": "__tuple__", "items"}."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__tuple__" and isinstance(value.get("items"), list):
+            return [_untuple(v) for v in value["items"]]
+        return {k: _untuple(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untuple(v) for v in value]
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _is_graph_config(model_config: Any) -> bool:
+    """A Sequential/Functional config (with a layer list), not a subclassed model's."""
+    return (is_object_dict(model_config) and isinstance(model_config.get("config"), dict)
+            and isinstance(model_config["config"].get("layers"), list))
+
+
+def _subclassed_root(meta: dict[str, Any], model_config: Any, keras_objects: list[KerasObject],
+                     notes: list[str]) -> LayerNode:
+    """A subclassed model: the root plus its direct sub-layers, from their own metadata."""
+    if is_object_dict(model_config) and isinstance(model_config.get("config"), dict):
+        root = parse_model_config(model_config, root_path=ROOT_PATH)
+    else:
+        root = LayerNode(name=_text(meta.get("name")) or ROOT_PATH, path=ROOT_PATH,
+                         class_name=_text(meta.get("class_name")) or "Model", config={},
+                         trainable=meta.get("trainable") is not False)
+    root.name = _text(meta.get("name")) or root.name
+    root.role = "model"
+    unreadable: list[str] = []
+    for obj in keras_objects:
+        parts = obj.node_path.split(".")
+        layer = obj.metadata
+        if len(parts) != 2 or parts[0] != "root" or obj.identifier == METRIC_IDENTIFIER \
+                or not isinstance(layer.get("class_name"), str):
+            continue
+        layer_name = _text(layer.get("name")) or parts[1]
+        config = layer.get("config")
+        if not isinstance(config, dict):  # tf.keras may store a Python repr: never evaluated
+            unreadable.append(layer_name)
+            config = {}
+        child = parse_model_config(
+            {"class_name": layer["class_name"], "config": {"name": layer_name, **config}},
+            root_path=f"{ROOT_PATH}/{layer_name}")
+        child.trainable = layer.get("trainable") is not False
+        child.parent = root
+        root.children.append(child)
+    if unreadable:
+        notes.append("config saved as Python text (not read) for layer(s) "
+                     + ", ".join(unreadable[:10]))
+    return root
+
+
+class _Binder:
+    """Pairs LayerNodes with SavedObjectGraph nodes, then gives each layer its variables."""
+
+    def __init__(self, ctx: _Context, keras_by_id: dict[int, KerasObject]) -> None:
+        self.ctx = ctx
+        self.keras = keras_by_id
+        self.bound: dict[int, int] = {}  # id(LayerNode) -> object id
+        self.taken: set[int] = set()  # object ids already paired with a layer
+        self.unbound: set[str] = set()
+
+    def _name_of(self, obj_id: int) -> str | None:
+        meta = self.keras.get(obj_id)
+        return _text(meta.metadata.get("name")) if meta is not None else None
+
+    def bind(self, node: LayerNode, obj_id: int) -> None:
+        self.bound[id(node)] = obj_id
+        self.taken.add(obj_id)
+        for index, child in enumerate(node.children):
+            target = self._child_object(node, obj_id, child, index)
+            if target is None:
+                self.unbound.add(child.path)
+                continue
+            self.bind(child, target)
+
+    def _child_object(self, node: LayerNode, obj_id: int, child: LayerNode,
+                      index: int) -> int | None:
+        obj = self.ctx.objects[obj_id]
+        expected: list[str] = []
+        if node.role == "model":
+            expected = [f"layer-{index}"]
+        elif child.role == "cell":
+            expected = ["cell"]
+        elif node.class_name == "Bidirectional":
+            expected = ["forward_layer" if index == 0 else "backward_layer"]
+        elif node.role == "wrapper":
+            expected = ["layer"]
+        for local in expected:
+            target = obj.child(local)
+            # "layer-<i>" follows model.layers order, checked against the saved layer name;
+            # wrapper/cell slots are unambiguous (a synthetic cell is named "cell" here).
+            if target is not None and (node.role != "model"
+                                       or self._name_of(target) in (None, child.name)):
+                return target
+        return self._search(obj_id, child)
+
+    def _search(self, obj_id: int, child: LayerNode) -> int | None:
+        """Nearest Keras object below ``obj_id`` with the child's name and class."""
+        seen = {obj_id}
+        frontier = [obj_id]
+        for _depth in range(3):
+            following: list[int] = []
+            for current in frontier:
+                for _local, target in self.ctx.objects[current].children:
+                    if target in seen:
+                        continue
+                    seen.add(target)
+                    meta = self.keras.get(target)
+                    if meta is not None and meta.metadata.get("name") == child.name and \
+                            meta.metadata.get("class_name") in (None, child.class_name) and \
+                            target not in self.taken:
+                        return target
+                    following.append(target)
+            frontier = following
+        return None
+
+    def attach_weights(self, root: LayerNode) -> None:
+        claimed: set[int] = set()
+        self._attach(root, claimed)
+
+    def _attach(self, node: LayerNode, claimed: set[int]) -> None:
+        for child in node.children:  # innermost owners first: a cell before its RNN layer
+            self._attach(child, claimed)
+        obj_id = self.bound.get(id(node))
+        if obj_id is None:
+            return
+        obj = self.ctx.objects[obj_id]
+        local_names: dict[int, str] = {}
+        for local, target in obj.children:
+            if not local.isdigit():
+                local_names.setdefault(target, local)
+        for var_id in self._variables(obj):
+            if var_id in claimed:
+                continue
+            claimed.add(var_id)
+            var = self.ctx.objects[var_id].variable
+            if var is None:
+                continue
+            name = local_names.get(var_id) or var.name.rsplit("/", 1)[-1] or f"var_{var_id}"
+            node.weights.append(_weight(self.ctx, var_id, var, name))
+
+    def _variables(self, obj: SavedObject) -> list[int]:
+        """The layer's ``variables`` list (layer.weights order), else its variable children."""
+        listed = obj.child("variables")
+        source = self.ctx.objects[listed] if listed is not None else obj
+        return [target for _local, target in source.children
+                if self.ctx.objects[target].variable is not None]

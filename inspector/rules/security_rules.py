@@ -1,0 +1,517 @@
+"""Rules about code a model file carries or points at: Lambda bytecode, custom classes,
+module references and HDF5 links. They read configs only; nothing is imported or run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from inspector.graph import LayerNode
+from inspector.readers.keras_config import is_builtin_module, is_object_dict
+from inspector.rules import keras_builtins as kb
+from inspector.rules.bytecode_scan import decode_marshalled, scan_code
+from inspector.rules.registry import Hit, RuleContext, register
+
+# Object dicts Keras writes for values, not for classes it has to find.
+_VALUE_MARKERS = frozenset({"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__",
+                            "__typespec__", "__lambda__", "__passive_serialization__",
+                            "TensorShape", "__ellipsis__", "__slice__"})
+_KNOWN_CLASSES = (kb.LAYERS | kb.LOSSES | kb.METRICS | kb.OPTIMIZERS | kb.INITIALIZERS
+                  | kb.REGULARIZERS | kb.CONSTRAINTS | kb.DTYPE_POLICIES)
+_KNOWN_FUNCTIONS = frozenset(n.lower() for n in kb.FUNCTIONS) | frozenset(
+    alias for cls in kb.METRICS | kb.LOSSES
+    for alias in (cls.lower(), re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower())) | frozenset({
+    "linear", "acc", "accuracy", "crossentropy", "ce", "bce", "cosine", "cosine_proximity",
+    "softmax_cross_entropy", "sparse_softmax_cross_entropy", "auc", "precision", "recall",
+})
+_ACTIVATION_KEYS = frozenset({"activation", "recurrent_activation"})
+_FUNCTION_KEYS = frozenset({"loss", "fn"})
+# Top-level packages a model config has no business importing (CVE-2025-1550 pattern).
+DANGEROUS_MODULES = frozenset({
+    "os", "posix", "nt", "sys", "subprocess", "shutil", "socket", "ssl", "http", "urllib",
+    "urllib3", "requests", "ftplib", "smtplib", "telnetlib", "pickle", "cPickle", "dill",
+    "marshal", "shelve", "importlib", "imp", "runpy", "code", "codeop", "ctypes", "cffi",
+    "pty", "commands", "webbrowser", "multiprocessing", "threading", "asyncio", "signal",
+    "tempfile", "pathlib", "io", "glob", "zipfile", "tarfile", "platform", "inspect",
+    "gc", "operator", "functools", "types", "pydoc", "timeit", "trace", "pdb", "bdb",
+})
+DANGEROUS_BUILTINS = frozenset({
+    "exec", "eval", "compile", "open", "__import__", "getattr", "setattr", "delattr",
+    "globals", "locals", "vars", "input", "breakpoint", "exit", "quit", "memoryview",
+    "__build_class__", "help",
+})
+# Keras/TF callables that touch files or the network (CVE-2025-8747: keras.utils.get_file);
+# Keras itself refuses these "non-modeling APIs" in recent versions.
+NON_MODELING_FUNCTIONS = frozenset({
+    "get_file", "load_model", "save_model", "model_from_json", "load_weights", "save_weights",
+    "load_img", "save_img", "image_dataset_from_directory", "text_dataset_from_directory",
+    "audio_dataset_from_directory", "timeseries_dataset_from_array", "clear_session",
+    "enable_unsafe_deserialization", "deserialize_keras_object", "serialize_keras_object",
+    "register_keras_serializable", "read_file", "write_file", "py_function", "numpy_function",
+    "py_func", "system", "exec", "eval",
+})
+_SAFE_MODULES = frozenset({"builtins", "__main__"})
+_LINK_SEVERITY = {"hdf5-external-link": "error", "hdf5-external-storage": "error",
+                  "hdf5-virtual-dataset": "error", "hdf5-soft-link": "warning"}
+_VOCAB_CLASSES = frozenset({"StringLookup", "IntegerLookup", "TextVectorization"})
+_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+# ---------------------------------------------------------------- config walking
+
+
+@dataclass
+class Scope:
+    """One config to walk and where findings from it belong."""
+
+    layer: LayerNode | None
+    where: str
+    value: Any
+
+
+def _scopes(ctx: RuleContext) -> Iterator[Scope]:
+    """Every layer's normalized config (root model included) and the training config."""
+    graph = ctx.graph
+    if graph.root is not None:
+        for node in graph.root.walk():
+            yield Scope(node, "config", node.config)
+    tc = graph.training_config
+    if not isinstance(tc, dict):
+        return
+    # The raw compile config keeps what the normalized one drops (metric functions behind
+    # their display names, object modules); fall back to the normalized keys without it.
+    raw = tc.get("raw") if isinstance(tc.get("raw"), dict) else tc
+    for key, raw_keys in (("loss", ("loss",)), ("optimizer", ("optimizer_config", "optimizer")),
+                          ("metrics", ("metrics",)), ("weighted_metrics", ("weighted_metrics",))):
+        value = next((raw[k] for k in raw_keys if raw.get(k) is not None), None)
+        if value is not None:
+            yield Scope(None, f"training_config.{key}", value)
+
+
+def _walk(value: Any, where: str) -> Iterator[tuple[str, str | None, Any]]:
+    """(location, key, value) for every value in a config, depth first."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            loc = f"{where}.{key}"
+            yield loc, str(key), sub
+            yield from _walk(sub, loc)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            loc = f"{where}[{i}]"
+            yield loc, None, sub
+            yield from _walk(sub, loc)
+
+
+def _objects(scope: Scope) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+    if is_object_dict(scope.value):
+        yield scope.where, None, scope.value
+    for loc, key, sub in _walk(scope.value, scope.where):
+        if is_object_dict(sub):
+            yield loc, key, sub
+
+
+def _with_root(scope: Scope) -> Iterator[tuple[str, str | None, Any]]:
+    yield scope.where, None, scope.value
+    yield from _walk(scope.value, scope.where)
+
+
+def _inside(loc: str, container: str) -> bool:
+    return loc == container or loc.startswith((container + ".", container + "["))
+
+
+def _lambda_locs(scope: Scope) -> list[str]:
+    """Where ``__lambda__`` objects sit: their bytecode, defaults and closure belong to
+    lambda-layer (a closure may hold module objects, judged by untrusted-module-reference)."""
+    return [loc for loc, _k, obj in _objects(scope) if obj.get("class_name") == "__lambda__"]
+
+
+def _top(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def _plain_class(name: str) -> str:
+    """``Custom>Adam`` (tf.keras writes built-in optimizers so) -> ``Adam``."""
+    return name[len("Custom>"):] if name.startswith("Custom>") else name
+
+
+# ---------------------------------------------------------------- lambda-layer
+
+
+def _code_blob(value: Any) -> tuple[str, bytes] | None:
+    """(form, bytes) when ``value`` is a serialized Python function body."""
+    if is_object_dict(value) and value.get("class_name") == "__lambda__":
+        cfg = value.get("config")
+        code = None
+        if isinstance(cfg, dict):
+            code = cfg.get("code")
+            if code is None and isinstance(cfg.get("value"), list) and cfg["value"]:
+                code = cfg["value"][0]
+        raw = decode_marshalled(code)
+        return ("Keras 3 __lambda__ bytecode", raw or b"")
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        raw = decode_marshalled(value[0])
+        if raw is not None:
+            return ("Keras 2 marshalled bytecode", raw)
+    if isinstance(value, str):
+        raw = decode_marshalled(value)
+        if raw is not None:
+            return ("marshalled bytecode", raw)
+    return None
+
+
+def _lambda_function(node: LayerNode) -> dict[str, Any]:
+    """What a Lambda layer's ``function`` is: bytecode (with its scan) or a named function."""
+    fn = node.config.get("function")
+    blob = _code_blob(fn)
+    if blob is not None:
+        form, raw = blob
+        evidence: dict[str, Any] = {"form": form}
+        evidence.update(scan_code(raw).as_evidence() if raw else {"code_bytes": 0})
+        return evidence
+    if is_object_dict(fn):
+        return {"form": "named function", "function": fn.get("config"),
+                "module": fn.get("module")}
+    if isinstance(fn, str):
+        return {"form": "named function", "function": fn, "module": node.config.get("module")}
+    return {"form": "unknown function encoding"}
+
+
+def _describe(evidence: dict[str, Any]) -> str:
+    if "code_bytes" in evidence:
+        names = ", ".join(evidence.get("names", [])[:8]) or "none readable"
+        return f"{evidence['form']}, {evidence['code_bytes']} bytes; names: {names}"
+    return f"{evidence['form']} {evidence.get('function')!s}"
+
+
+@register(
+    "KIN009", "lambda-layer", "warning",
+    "{layer}: {what} ({detail}); loading runs this code",
+    "Replace the Lambda with a built-in or a registered custom layer; load only files you "
+    "trust (Keras 3 safe_mode refuses it, tf.keras 2 runs it without asking).",
+)
+def lambda_layer(ctx: RuleContext) -> Iterator[Hit]:
+    """A Lambda layer (at any depth) or serialized Python code anywhere in the configs.
+
+    Why: a Lambda layer stores its function as marshalled Python bytecode (Keras 2: a base64
+    list in ``function``; Keras 3: a ``__lambda__`` object), and Keras 3 can store lambda
+    losses and metrics the same way. Loading the model rebuilds and runs that code: tf.keras 2
+    does it for ``.h5`` files without any check, so a model file can execute anything.
+    The bytecode also only loads on the Python minor version that wrote it, a common reason
+    a model "cannot be loaded" elsewhere. kinspect never runs or unmarshals it; it shows the
+    code size and the names and strings found by scanning the raw bytes, and raises the
+    finding to an error when those names reach the OS, the interpreter or the network.
+
+    Fix: rewrite the Lambda as a built-in layer (Rescaling, Reshape, keras.ops in a custom
+    layer registered with ``register_keras_serializable``) and save again.
+
+    Example: ``Lambda(lambda x: x * 2)`` saved by tf.keras on Python 3.11: about 170 bytes
+    of bytecode naming ``x`` and ``<lambda>``.
+    """
+    for scope in _scopes(ctx):
+        node = scope.layer
+        covered: set[str] = set()
+        if node is not None and node.class_name == "Lambda":
+            evidence = _lambda_function(node)
+            shape_fn = _code_blob(node.config.get("output_shape"))
+            if shape_fn is not None:
+                evidence["output_shape_code_bytes"] = len(shape_fn[1])
+            covered.update({f"{scope.where}.function", f"{scope.where}.output_shape"})
+            yield _lambda_hit(node, "Lambda layer", evidence)
+        for loc, _key, value in _with_root(scope):
+            if any(_inside(loc, c) for c in covered):
+                continue
+            blob = _code_blob(value)
+            if blob is None:
+                continue
+            covered.add(loc)
+            form, raw = blob
+            evidence = {"form": form, "where": loc}
+            evidence.update(scan_code(raw).as_evidence() if raw else {"code_bytes": 0})
+            yield _lambda_hit(node, f"serialized code at {loc}", evidence)
+
+
+def _lambda_hit(node: LayerNode | None, what: str, evidence: dict[str, Any]) -> Hit:
+    risky = evidence.get("risky_names") or []
+    return Hit(node, {"what": what, "detail": _describe(evidence), **evidence},
+               severity="error" if risky else None)
+
+
+# ---------------------------------------------------------------- custom-object
+
+
+def _custom_reason(class_name: str, module: Any, registered: Any) -> str | None:
+    """Why an object dict / layer names non-Keras code, or None when it is built in."""
+    if isinstance(registered, str) and ">" in registered and not registered.startswith(
+            ("keras", "Custom>")):
+        return f"registered as {registered}"
+    plain = _plain_class(class_name)
+    if ">" in plain:
+        return f"registered as {plain}"
+    if module is not None and not is_builtin_module(module) and module not in _SAFE_MODULES:
+        return f"defined in module {module}"
+    if module is None and plain not in _KNOWN_CLASSES:
+        # A Keras 3 module under keras.* vouches for the class (applications define a few
+        # private layers); Keras 2 files carry no module, so only the name can tell.
+        return "not a Keras class"
+    return None
+
+
+def _function_reason(name: Any, module: Any) -> str | None:
+    if not isinstance(name, str):
+        return None
+    if ">" in name:
+        return f"registered function {name}"
+    if module is not None and not is_builtin_module(module) and module not in _SAFE_MODULES:
+        return f"function from module {module}"
+    if name == "<lambda>":
+        return "a lambda that was not saved"
+    if name.rsplit(".", 1)[-1].lower() not in _KNOWN_FUNCTIONS:
+        return "not a Keras function"
+    return None
+
+
+def _kind_of(where: str, key: str | None) -> str:
+    for kind in ("loss", "metrics", "optimizer"):
+        if where.startswith(f"training_config.{kind}"):
+            return {"metrics": "metric"}.get(kind, kind)
+    if key and key.endswith("_initializer"):
+        return "initializer"
+    if key and key.endswith("_regularizer"):
+        return "regularizer"
+    if key and key.endswith("_constraint"):
+        return "constraint"
+    if key in _ACTIVATION_KEYS:
+        return "activation"
+    return "object"
+
+
+def _loss_or_metric_entry(scope: Scope, loc: str, key: str | None) -> bool:
+    """A string naming a loss/metric: list items, or values of a per-output dict."""
+    if not scope.where.startswith(("training_config.loss", "training_config.metrics",
+                                   "training_config.weighted_metrics")):
+        return False
+    if key is None:
+        return True
+    return loc == f"{scope.where}.{key}" and not is_object_dict(scope.value)
+
+
+@register(
+    "KIN010", "custom-object", "warning",
+    "{layer}: {kind} {name} is not a built-in Keras object ({reason}); loading needs its code",
+    "Ship the defining code with the model and load with custom_objects=..., or replace it "
+    "with built-in Keras objects.",
+)
+def custom_object(ctx: RuleContext) -> Iterator[Hit]:
+    """A layer, loss, metric, optimizer, initializer or activation that is not built into Keras.
+
+    Why: the file only names the class or function (a ``registered_name`` like
+    ``my_pkg>Scale``, a ``module`` outside keras/tensorflow, or a class name Keras does not
+    ship). Loading without that code fails, and loading with a different version of it (a
+    changed ``call`` or default) silently changes predictions. Training configs that mention
+    a lambda loss (``"<lambda>"``) cannot be recompiled either. Lambda layers are reported by
+    lambda-layer, module imports of dangerous packages by untrusted-module-reference.
+
+    Fix: keep the defining code versioned with the model and pass ``custom_objects`` (or
+    register it with ``register_keras_serializable``), or rebuild with built-in layers.
+
+    Example: a ``.keras`` file with ``{"class_name": "Scale", "module": "my_layers",
+    "registered_name": "my_pkg>Scale"}``.
+    """
+    for scope in _scopes(ctx):
+        node = scope.layer
+        seen: set[str] = set()
+        if node is not None and node.class_name != "Lambda" and not (
+                node.role == "operation" and is_builtin_module(node.module)):
+            reason = _custom_reason(node.class_name, node.module, node.registered_name)
+            judged = isinstance(node.module, str) and _judge(_ModuleRef(
+                scope.where, node.module, node.class_name, True,
+                _is_registered(node.class_name, node.registered_name)))
+            if reason is not None and not judged:
+                yield Hit(node, {"kind": "model" if node.role == "model" else "layer",
+                                 "name": node.class_name, "reason": reason,
+                                 "module": node.module,
+                                 "registered_name": node.registered_name})
+        lambdas = _lambda_locs(scope)
+        for loc, key, obj in _objects(scope):
+            cls = obj.get("class_name")
+            if not isinstance(cls, str) or cls in _VALUE_MARKERS or cls == "module":
+                continue
+            ref = _object_ref(loc, obj)
+            if any(_inside(loc, c) for c in lambdas) or (ref is not None and _judge(ref)):
+                continue
+            if cls == "function":
+                reason = _function_reason(obj.get("config"), obj.get("module"))
+                name = obj.get("config")
+            else:
+                reason = _custom_reason(cls, obj.get("module"), obj.get("registered_name"))
+                name = cls
+            if reason is not None and loc not in seen:
+                seen.add(loc)
+                yield Hit(node, {"kind": _kind_of(loc, key), "name": name, "reason": reason,
+                                 "where": loc, "module": obj.get("module")})
+        for loc, key, value in _walk(scope.value, scope.where):
+            if not isinstance(value, str) or any(_inside(loc, c) for c in lambdas):
+                continue
+            checked = key in _ACTIVATION_KEYS or key in _FUNCTION_KEYS or (
+                scope.layer is None and _loss_or_metric_entry(scope, loc, key))
+            if not checked:
+                continue
+            reason = _function_reason(value, None)
+            if reason is not None:
+                yield Hit(node, {"kind": _kind_of(loc, key), "name": value, "reason": reason,
+                                 "where": loc})
+        if scope.layer is None and isinstance(scope.value, str):
+            reason = _function_reason(scope.value, None)
+            if reason is not None:
+                yield Hit(None, {"kind": _kind_of(scope.where, None), "name": scope.value,
+                                 "reason": reason, "where": scope.where})
+
+
+# ---------------------------------------------------------------- untrusted-module-reference
+
+
+@dataclass
+class _ModuleRef:
+    where: str
+    module: str
+    name: str | None
+    imported: bool  # True when a Keras loader would import the module to find ``name``
+    registered: bool
+
+
+def _module_refs(scope: Scope) -> Iterator[_ModuleRef]:
+    node = scope.layer
+    if node is not None and isinstance(node.module, str):
+        yield _ModuleRef(scope.where, node.module, node.class_name, True,
+                         _is_registered(node.class_name, node.registered_name))
+    object_locs: set[str] = set()
+    for loc, _key, obj in _objects(scope):
+        object_locs.add(loc)
+        ref = _object_ref(loc, obj)
+        if ref is not None:
+            yield ref
+    dicts = [(scope.where, scope.value)] + [(loc, v) for loc, _k, v in _walk(
+        scope.value, scope.where)]
+    for loc, value in dicts:
+        if isinstance(value, dict) and loc not in object_locs:
+            yield from _keras2_module_fields(loc, value)
+
+
+def _object_ref(loc: str, obj: dict[str, Any]) -> _ModuleRef | None:
+    """The module an object dict makes the loader import, if any.
+
+    Normalized configs drop built-in modules, so a bare ``function`` object means a Keras
+    function; a ``module`` object (how Keras 3 serializes a module in a lambda's closure)
+    imports the module named by its config.
+    """
+    cls = obj.get("class_name")
+    module = obj.get("module")
+    if cls == "module" and isinstance(obj.get("config"), str):
+        return _ModuleRef(loc, obj["config"], None, True, False)
+    if cls == "function":
+        name = obj.get("config")
+        return _ModuleRef(loc, module if isinstance(module, str) else "keras",
+                          name if isinstance(name, str) else None, True,
+                          isinstance(name, str) and ">" in name)
+    if isinstance(module, str):
+        return _ModuleRef(loc, module, cls if isinstance(cls, str) else None, True,
+                          _is_registered(str(cls), obj.get("registered_name")))
+    return None
+
+
+def _keras2_module_fields(loc: str, cfg: dict[str, Any]) -> Iterator[_ModuleRef]:
+    """Keras 2 Lambda / cell-wrapper fields: ``module`` (with ``function_type``),
+    ``output_shape_module`` (``output_shape_type``), ``<x>_fn_module`` (``<x>_fn_type``).
+
+    For bytecode (type ``lambda``) tf.keras only borrows that module's globals when it is
+    already imported; for a named function the module is where the function must come from.
+    """
+    for key, module in cfg.items():
+        if not (isinstance(key, str) and isinstance(module, str)):
+            continue
+        if key == "module":
+            kind, fn = cfg.get("function_type"), cfg.get("function")
+        elif key.endswith("_module"):
+            stem = key[: -len("module")]
+            kind = cfg.get(f"{stem}type", cfg.get("output_shape_type"
+                                                  if stem == "output_shape_" else None))
+            fn = cfg.get(stem.rstrip("_")) if stem != "output_shape_" else cfg.get(
+                "output_shape")
+        else:
+            continue
+        named = fn if isinstance(fn, str) else None
+        yield _ModuleRef(f"{loc}.{key}", module, named, kind != "lambda", False)
+
+
+def _is_registered(class_name: str, registered: Any) -> bool:
+    return (">" in class_name and not class_name.startswith("Custom>")) or (
+        isinstance(registered, str) and ">" in registered)
+
+
+def _judge(ref: _ModuleRef) -> tuple[str, str] | None:
+    """(severity, why) for a module reference, None when it is harmless."""
+    module, name = ref.module, ref.name or ""
+    leaf = name.rsplit(">", 1)[-1].rsplit(".", 1)[-1]
+    if _top(module) in DANGEROUS_MODULES or ("." in name and _top(name) in DANGEROUS_MODULES):
+        return "error", f"names module {module}" + (f" ({name})" if name else "")
+    if module == "builtins" and leaf in DANGEROUS_BUILTINS:
+        return "error", f"names the Python builtin {leaf}"
+    if is_builtin_module(module) and leaf in NON_MODELING_FUNCTIONS:
+        return "error", f"names {module}.{leaf}, which reads/writes files or runs code"
+    if is_builtin_module(module) or module in _SAFE_MODULES:
+        return None
+    if not ref.imported or ref.registered:
+        return None
+    return "warning", f"makes the loader import module {module} to find {name or 'an object'}"
+
+
+@register(
+    "KIN011", "untrusted-module-reference", "error",
+    "{layer}: {why} at {where}",
+    "Do not load this file with Keras unless you trust its source; re-create the model from "
+    "code you control.",
+)
+def untrusted_module_reference(ctx: RuleContext) -> Iterator[Hit]:
+    """The file points the loader at arbitrary Python modules, functions or outside files.
+
+    Why: Keras rebuilds objects from ``module`` + ``class_name`` pairs. A config that names
+    ``os``, ``subprocess``, ``builtins.exec`` or a file-touching Keras utility such as
+    ``keras.utils.get_file`` makes loading import and call it: the pattern behind
+    CVE-2025-1550 and CVE-2025-8747, and a way around ``safe_mode``. Keras 2 Lambda
+    ``module`` fields hand that module's globals to the function's bytecode. HDF5 external
+    links, external storage and virtual datasets make h5py read other files on this machine;
+    soft links can alias datasets. A vocabulary given as a file path is read from outside the
+    archive at load time. Modules of registered custom objects are left to custom-object;
+    other non-Keras imports are warnings, dangerous ones and outside files are errors.
+
+    Fix: treat the file as hostile: inspect it, do not load it; re-create the model from code
+    and weights you trust.
+
+    Example: ``{"module": "os", "class_name": "system", "config": ...}`` in ``config.json``.
+    """
+    for scope in _scopes(ctx):
+        for ref in _module_refs(scope):
+            verdict = _judge(ref)
+            if verdict is None:
+                continue
+            severity, why = verdict
+            yield Hit(scope.layer, {"why": why, "where": ref.where, "module": ref.module,
+                                    "name": ref.name}, severity=severity)
+        node = scope.layer
+        if node is not None and node.class_name in _VOCAB_CLASSES:
+            vocab = node.config.get("vocabulary")
+            if isinstance(vocab, str) and vocab:
+                outside = bool(_URL_RE.match(vocab)) or vocab.startswith(("/", "~", "\\")) or (
+                    ".." in re.split(r"[\\/]", vocab)) or bool(re.match(r"^[A-Za-z]:", vocab))
+                yield Hit(node, {"why": f"reads its vocabulary from the file {vocab!r}",
+                                 "where": f"{scope.where}.vocabulary", "path": vocab},
+                          severity="error" if outside else "warning")
+    for issue in ctx.graph.container_issues:
+        severity = _LINK_SEVERITY.get(issue.kind)
+        if severity is None:
+            continue
+        yield Hit(None, {"why": f"{issue.kind}: {issue.detail}", "where": issue.location,
+                         "kind": issue.kind}, severity=severity)

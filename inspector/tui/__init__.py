@@ -1,0 +1,1 @@
+"""The interactive inspector: renders a Report and its ModelGraph, computes nothing itself."""

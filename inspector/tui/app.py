@@ -1,0 +1,257 @@
+"""The Textual app: static view first, then the probe streaming into it.
+
+``create_app`` does the static analysis before any screen exists, so a bad file raises
+KinspectError to the CLI (one line, exit 2) instead of flashing a broken TUI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from inspector.analyze import analyze_graph
+from inspector.graph import LayerNode
+from inspector.options import Options
+from inspector.probe.protocol import EventSource
+from inspector.readers import open_model
+from inspector.report.json_out import to_json
+from inspector.report.model import Report
+from inspector.stats import StatsCache
+from inspector.tui.commands import LayerCommands
+from inspector.tui.messages import (
+    JumpToLayer,
+    LayerChosen,
+    ProbeFinished,
+    ShowRuleDoc,
+    StaticFinished,
+)
+from inspector.tui.screens.export import ExportScreen
+from inspector.tui.screens.help import HelpScreen
+from inspector.tui.screens.rule_doc import RuleDocScreen
+from inspector.tui.widgets.findings_list import FindingsList
+from inspector.tui.widgets.header import ModelHeader
+from inspector.tui.widgets.layer_detail import LayerDetail
+from inspector.tui.widgets.layer_tree import LayerTree, TreePane
+from inspector.tui.widgets.probe_panel import ProbePanel
+
+SourceFactory = Callable[[Report, Options], EventSource]
+
+
+def default_source_factory(report: Report, options: Options) -> EventSource:
+    """The real probe runner (child process); imported late to keep startup light."""
+    from inspector.probe.runner import ProbeRunner, build_plan
+
+    return ProbeRunner(build_plan(report.graph, options), options.probe_timeout)
+
+
+def default_export_path(model_path: str) -> str:
+    """``<model>.kinspect.json`` next to the model (a SavedModel directory included)."""
+    p = Path(os.path.normpath(model_path))
+    return str(p.parent / f"{p.name}.kinspect.json")
+
+
+class KinspectApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "kinspect"
+    COMMANDS = App.COMMANDS | {LayerCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("e", "export", "Export JSON"),
+        Binding("f", "focus_findings", "Findings"),
+        Binding("slash", "filter", "Filter"),
+        Binding("p", "probe", "Probe"),
+        Binding("escape", "cancel_probe", "Cancel probe", show=False),
+        Binding("1", "detail_tab('tab-config')", "Config", show=False),
+        Binding("2", "detail_tab('tab-weights')", "Weights", show=False),
+        Binding("3", "detail_tab('tab-findings')", "Layer findings", show=False),
+        Binding("4", "detail_tab('tab-activations')", "Activations", show=False),
+    ]
+
+    def __init__(self, report: Report, options: Options,
+                 probe_source_factory: SourceFactory | None = None, *,
+                 analysed: bool = True) -> None:
+        """``analysed=False``: ``report`` holds only the graph; the rules run in a worker
+        once the tree is on screen (and the probe, which needs their findings, after)."""
+        super().__init__()
+        self.report = report
+        self.analysing = not analysed
+        self._probe_wanted = False
+        self.options = options
+        self.probe_source_factory = probe_source_factory or default_source_factory
+        self._layer_index: dict[str, LayerNode] = {n.path: n for n in report.graph.walk()}
+        root = report.graph.root
+        if root is not None:
+            self._layer_index.setdefault(root.path, root)
+        self.sub_title = os.path.basename(os.path.normpath(report.graph.path))
+
+    def compose(self) -> ComposeResult:
+        yield ModelHeader(self.report, id="model-header")
+        with Horizontal(id="main"):
+            yield TreePane(self.report, id="tree-pane")
+            yield LayerDetail(self.report, id="detail")
+        with TabbedContent(id="bottom"):
+            with TabPane(self._findings_title(), id="tab-all-findings"):
+                yield FindingsList(self.report, id="findings")
+            with TabPane("Probe", id="tab-probe"):
+                yield ProbePanel(self.report.graph.path, id="probe")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(LayerTree).focus()
+        self.query_one(ModelHeader).analysing = self.analysing
+        self._findings_changed()
+        if self.report.probe is not None:
+            self.query_one(ProbePanel).show_result(self.report.probe)
+
+    def on_ready(self) -> None:
+        # After the first paint: the tree is on screen before rules or probe compete for CPU.
+        if self.analysing:
+            self._analyse()
+        elif self.options.probe and self.report.probe is None:
+            self._start_probe(show=False)
+
+    @property
+    def busy(self) -> bool:
+        """Rules or probe still running (tests and benchmarks wait on this)."""
+        return self.analysing or self.query_one(ProbePanel).running
+
+    @work(thread=True, exclusive=True, group="static", exit_on_error=False)
+    def _analyse(self) -> None:
+        try:
+            full = analyze_graph(self.report.graph, self.options, stats=self.report.stats)
+        except Exception as exc:  # rules trap their own errors; this keeps the UI honest
+            self.post_message(StaticFinished([], [{
+                "source": "tui", "kind": "analysis-crashed",
+                "message": f"{type(exc).__name__}: {exc}"}]))
+            return
+        self.post_message(StaticFinished(full.findings, full.errors))
+
+    def on_static_finished(self, message: StaticFinished) -> None:
+        self.report.findings = message.findings
+        self.report.errors = message.errors
+        self.analysing = False
+        self.query_one(ModelHeader).analysing = False
+        self._findings_changed()
+        if self.options.probe or self._probe_wanted:
+            self._start_probe(show=self._probe_wanted)
+
+    def _findings_changed(self) -> None:
+        self.query_one(ModelHeader).refresh_summary()
+        self.query_one(LayerTree).refresh_markers()
+        self.query_one(FindingsList).reload(analysing=self.analysing)
+        self.query_one("#bottom", TabbedContent).get_tab(
+            "tab-all-findings").label = self._findings_title()
+        self.query_one(LayerDetail).refresh_probe()
+
+    # -- layer selection -------------------------------------------------------------------
+
+    def on_layer_chosen(self, message: LayerChosen) -> None:
+        node = self._layer_index.get(message.path) if message.path else None
+        self.query_one(LayerDetail).show_layer(node, message.group)
+
+    def on_jump_to_layer(self, message: JumpToLayer) -> None:
+        self.jump_to(message.path)
+
+    def jump_to(self, path: str) -> bool:
+        tree = self.query_one(LayerTree)
+        if not tree.select_path(path):
+            self.notify(f"No layer {path} in the tree.", severity="warning")
+            return False
+        tree.focus()
+        return True
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_detail_tab(self, tab: str) -> None:
+        self.query_one(LayerDetail).open_tab(tab)
+
+    def action_filter(self) -> None:
+        self.query_one(TreePane).open_filter()
+
+    def action_focus_findings(self) -> None:
+        self.query_one("#bottom", TabbedContent).active = "tab-all-findings"
+        self.query_one(FindingsList).focus()
+
+    def on_show_rule_doc(self, message: ShowRuleDoc) -> None:
+        findings = self.query_one(FindingsList).findings
+        if 0 <= message.finding_index < len(findings):
+            self.push_screen(RuleDocScreen(findings[message.finding_index]))
+
+    def action_export(self) -> None:
+        self.push_screen(ExportScreen(default_export_path(self.report.graph.path)),
+                         self._export_to)
+
+    def _export_to(self, target: str | None) -> None:
+        if not target:
+            return
+        path = Path(os.path.expanduser(target))
+        try:
+            path.write_text(to_json(self.report) + "\n", encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Cannot write {path}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"Report written to {path}")
+
+    def action_probe(self) -> None:
+        self._start_probe(show=True)
+
+    def _start_probe(self, *, show: bool) -> None:
+        """Run the probe; ``show`` brings its tab forward (an automatic start does so only
+        when the probe will really run, not when it is skipped)."""
+        from inspector.probe.runner import skip_reason
+
+        panel = self.query_one(ProbePanel)
+        if show or (not self.analysing and skip_reason(self.report, self.options) is None):
+            self.query_one("#bottom", TabbedContent).active = "tab-probe"
+        if self.analysing:  # the probe's refusal depends on the static findings
+            self._probe_wanted = True
+            self.notify("The probe starts once the static rules are done.")
+            return
+        if panel.running:
+            self.notify("The probe is already running (Escape cancels it).")
+            return
+        panel.start(self.report, self.options,
+                    self.probe_source_factory(self.report, self.options))
+
+    def action_cancel_probe(self) -> None:
+        self.query_one(ProbePanel).cancel()
+
+    def on_probe_finished(self, message: ProbeFinished) -> None:
+        self.report.probe = message.probe
+        self.report.findings = message.findings
+        self.report.errors = message.errors
+        self.query_one(ProbePanel).show_result(self.report.probe)
+        self._findings_changed()
+
+    def _findings_title(self) -> str:
+        return f"All findings ({len(self.report.findings)})"
+
+
+def create_app(path: str, options: Options, *,
+               probe_source_factory: SourceFactory | None = None) -> KinspectApp:
+    """Open the model first (a bad file raises KinspectError here, before any screen), then
+    the app around it; the rule catalog runs once the tree is visible."""
+    report = Report(graph=open_model(path), stats=StatsCache())
+    return KinspectApp(report, options, probe_source_factory, analysed=False)
+
+
+def run_tui(path: str, options: Options) -> int:
+    """Run the inspector on a terminal; KinspectError propagates to the CLI (exit 2)."""
+    app = create_app(path, options)
+    try:
+        app.run()
+    finally:
+        if app.report.graph.close is not None:
+            app.report.graph.close()
+    return app.return_code or 0

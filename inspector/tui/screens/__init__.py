@@ -1,0 +1,1 @@
+"""Modal screens: help, rule documentation, export path prompt."""

@@ -1,0 +1,1 @@
+"""Widgets of the inspector; each renders one part of the Report."""

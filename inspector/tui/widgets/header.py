@@ -1,0 +1,62 @@
+"""The one-line model summary at the top: what file this is and how bad it looks."""
+
+from __future__ import annotations
+
+import os
+
+from rich.text import Text
+from textual.widgets import Static
+
+from inspector.report.model import Report
+from inspector.tui.formatting import SEVERITY_STYLE, severity_badge
+
+
+class ModelHeader(Static):
+    DEFAULT_CSS = """
+    ModelHeader {
+        height: auto;
+        padding: 0 1;
+        background: $panel;
+        color: $text;
+    }
+    """
+
+    def __init__(self, report: Report, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.report = report
+        self.analysing = False
+
+    def on_mount(self) -> None:
+        self.refresh_summary()
+
+    def refresh_summary(self) -> None:
+        self.update(summary_text(self.report, analysing=self.analysing))
+
+
+def summary_text(report: Report, *, analysing: bool = False) -> Text:
+    g = report.graph
+    name = os.path.basename(os.path.normpath(g.path))
+    text = Text()
+    text.append(name, style="bold")
+    text.append(f"  {g.format}", style="italic")
+    keras = "Keras ?" if not g.keras_version else f"Keras {g.keras_version}"
+    if g.backend:
+        keras += f"/{g.backend}"
+    text.append(f"  {keras}")
+    if g.has_architecture and g.root is not None:
+        layer_count = sum(1 for _ in g.walk())
+        text.append(f"  {len(g.layers)} layers ({layer_count} in all)")
+        text.append(f"  {g.params.total:,} params")
+    else:
+        text.append(f"  weights only: {sum(1 for _ in g.all_weights())} tensors")
+    worst = report.worst_severity
+    text.append("  ")
+    if analysing:
+        text.append("checking rules…", style="italic")
+    elif worst is None:
+        text.append("no findings", style="bold green4")
+    else:
+        text.append_text(severity_badge(worst, label=True))
+        n = len(report.findings)
+        text.append(f", {n} finding{'s' if n != 1 else ''}", style=SEVERITY_STYLE[worst])
+    return text

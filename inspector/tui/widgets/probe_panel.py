@@ -1,0 +1,164 @@
+"""The probe panel: consumes an EventSource in a worker thread and shows its stage and progress,
+then the verdicts, the class histogram and the per-layer variation chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import ProgressBar, Static
+from textual.worker import Worker
+
+from inspector.options import Options
+from inspector.probe import protocol
+from inspector.probe.protocol import EventSource
+from inspector.probe.runner import attach_probe
+from inspector.report.model import Report
+from inspector.tui import probe_view
+from inspector.tui.formatting import styled
+from inspector.tui.messages import ProbeFinished, ProbeProgress, ProbeStage
+from inspector.tui.widgets.probe_charts import (
+    class_histogram_text,
+    summary_text,
+    variation_text,
+    verdicts_text,
+)
+
+REFUSED_HELP = (
+    "The file contains code (a Lambda layer, a custom object or a module reference), so the "
+    "probe did not load it: loading would run that code.\nIf you trust the file, run "
+    "`kinspect --trust {path}` from the command line."
+)
+
+
+class ProbePanel(Vertical):
+    DEFAULT_CSS = """
+    ProbePanel { height: 1fr; }
+    ProbePanel #probe-status { height: auto; padding: 0 1; }
+    ProbePanel ProgressBar { padding: 0 1; height: 1; }
+    ProbePanel.idle ProgressBar { display: none; }
+    ProbePanel #probe-results { height: 1fr; padding: 0 1; }
+    ProbePanel #probe-top { height: auto; }
+    ProbePanel #probe-verdicts { width: 34; height: auto; }
+    ProbePanel #probe-classes { width: 1fr; height: auto; }
+    """
+
+    def __init__(self, model_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_path = model_path
+        self.source: EventSource | None = None
+        self.worker: Worker[None] | None = None
+        self.stage: str | None = None
+        self.add_class("idle")
+
+    def compose(self) -> ComposeResult:
+        yield Static(styled("The probe has not run. Press p to run it.", "dim"),
+                     id="probe-status")
+        yield ProgressBar(total=1.0, show_eta=False, id="probe-progress")
+        with VerticalScroll(id="probe-results"):
+            yield Static("", id="probe-summary")
+            with Horizontal(id="probe-top"):
+                yield Static("", id="probe-verdicts")
+                yield Static("", id="probe-classes")
+            yield Static("", id="probe-variation")
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+    def start(self, report: Report, options: Options, source: EventSource) -> bool:
+        """Start a run unless one is going; False when one already is."""
+        if self.running:
+            return False
+        self.stage = None
+        self.remove_class("idle")
+        self.query_one(ProgressBar).update(total=1.0, progress=0.0)
+        self._status(styled("Starting the probe…", "bold"))
+        self._clear_results()
+        self.source = source
+        # The runner merges into a scratch report (previous probe entries dropped) so the UI
+        # thread never reads a report another thread is changing; the app swaps it in.
+        scratch = Report(graph=report.graph, stats=report.stats,
+                         findings=[f for f in report.findings if f.source != "probe"],
+                         errors=[e for e in report.errors if e.get("source") != "probe"])
+        self.worker = self._consume(scratch, options, source)
+        return True
+
+    def cancel(self) -> bool:
+        if not self.running or self.source is None:
+            return False
+        self._status(styled("Cancelling…", "bold dark_orange3"))
+        self.source.cancel()
+        return True
+
+    def on_unmount(self) -> None:
+        # Leaving the app must not leave a probe child behind.
+        if self.running and self.source is not None:
+            self.source.cancel()
+
+    @work(thread=True, exclusive=True, group="probe", exit_on_error=False)
+    def _consume(self, scratch: Report, options: Options, source: EventSource) -> None:
+        try:
+            attach_probe(scratch, options, on_event=self._forward, source=source)
+        except Exception as exc:  # the panel must say what happened, never hang "running"
+            scratch.probe = {"status": protocol.STATUS_FAILED, "verdict": None,
+                             "reason": f"{type(exc).__name__}: {exc}"}
+        self.post_message(ProbeFinished(scratch.probe, scratch.findings, scratch.errors))
+
+    def _forward(self, event: dict[str, Any]) -> None:
+        """Runs in the worker thread: turn protocol events into messages for the UI."""
+        kind = event.get("event")
+        if kind == protocol.STAGE:
+            self.post_message(ProbeStage(str(event.get("stage")),
+                                         str(event.get("message") or "")))
+        elif kind == protocol.PROGRESS:
+            self.post_message(ProbeProgress(event.get("stage"),
+                                            float(event.get("fraction") or 0.0)))
+
+    def on_probe_stage(self, message: ProbeStage) -> None:
+        self.stage = message.stage
+        text = styled(f"Probe: {message.stage}", "bold")
+        if message.message:
+            text.append(f" — {message.message}")
+        self._status(text)
+
+    def on_probe_progress(self, message: ProbeProgress) -> None:
+        self.query_one(ProgressBar).update(progress=max(0.0, min(1.0, message.fraction)))
+
+    def show_result(self, probe: dict[str, Any] | None) -> None:
+        """Render a finished (or absent) probe section."""
+        self.add_class("idle")
+        self._clear_results()
+        state = probe_view.status(probe)
+        if probe is None or state is None:
+            self._status(styled("The probe has not run. Press p to run it.", "dim"))
+            return
+        if state == protocol.STATUS_REFUSED:
+            text = styled("Probe refused: ", "bold dark_orange3")
+            text.append(probe_view.reason(probe) + "\n")
+            text.append(REFUSED_HELP.format(path=self.model_path))
+            self._status(text)
+            return
+        if state != protocol.STATUS_OK:
+            skipped = state == protocol.STATUS_SKIPPED
+            text = styled(f"Probe {state}: ", "bold dark_orange3" if skipped else "bold red3")
+            text.append(probe_view.reason(probe) or "no details")
+            if not skipped:
+                text.append("  (p runs it again)", style="dim")
+            self._status(text)
+            return
+        self._status(styled("Probe finished.  (p runs it again)", "bold green4"))
+        self.query_one("#probe-summary", Static).update(summary_text(probe))
+        self.query_one("#probe-verdicts", Static).update(verdicts_text(probe))
+        self.query_one("#probe-classes", Static).update(class_histogram_text(probe))
+        self.query_one("#probe-variation", Static).update(variation_text(probe))
+
+    def _status(self, text: Text) -> None:
+        self.query_one("#probe-status", Static).update(text)
+
+    def _clear_results(self) -> None:
+        for box in self.query("#probe-results Static").results(Static):
+            box.update("")

@@ -1,0 +1,130 @@
+"""Assertions other tests share: report documents against the shipped JSON Schema, SARIF logs
+against the SARIF 2.1.0 structure (a subset of the OASIS schema, written here: no downloads)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+
+from inspector.report.json_out import load_schema
+
+
+@lru_cache(maxsize=1)
+def _report_validator() -> jsonschema.Draft202012Validator:
+    schema = load_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def assert_valid_report(document: dict[str, Any] | str) -> dict[str, Any]:
+    """Validate a report (dict or JSON text) against inspector/report/schema.json."""
+    doc = json.loads(document) if isinstance(document, str) else document
+    errors = sorted(_report_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message[:300]}" for e in errors[:10])
+    return doc
+
+
+_TEXT = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string",
+                                                                        "minLength": 1}}}
+_LEVEL = {"enum": ["none", "note", "warning", "error"]}
+_ARTIFACT_LOCATION = {"type": "object", "required": ["uri"],
+                      "properties": {"uri": {"type": "string", "minLength": 1},
+                                     "index": {"type": "integer", "minimum": 0}}}
+# The parts of the SARIF 2.1.0 schema (sarif-schema-2.1.0.json) that kinspect emits, with the
+# constraints the OASIS schema puts on them.
+SARIF_SUBSET: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["version", "runs"],
+    "properties": {
+        "$schema": {"type": "string", "format": "uri"},
+        "version": {"const": "2.1.0"},
+        "runs": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "required": ["tool"],
+            "properties": {
+                "tool": {"type": "object", "required": ["driver"], "properties": {
+                    "driver": {"type": "object", "required": ["name"], "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "version": {"type": "string"},
+                        "rules": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["id"],
+                            "properties": {
+                                "id": {"type": "string", "minLength": 1},
+                                "name": {"type": "string"},
+                                "shortDescription": _TEXT,
+                                "fullDescription": _TEXT,
+                                "help": _TEXT,
+                                "defaultConfiguration": {"type": "object", "properties": {
+                                    "level": _LEVEL}},
+                            },
+                        }},
+                    }},
+                }},
+                "artifacts": {"type": "array", "items": {
+                    "type": "object", "properties": {"location": _ARTIFACT_LOCATION}}},
+                "invocations": {"type": "array", "items": {
+                    "type": "object", "required": ["executionSuccessful"],
+                    "properties": {"executionSuccessful": {"type": "boolean"},
+                                   "toolExecutionNotifications": {"type": "array", "items": {
+                                       "type": "object", "required": ["message"],
+                                       "properties": {"message": _TEXT, "level": _LEVEL}}}}}},
+                "results": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {
+                        "ruleId": {"type": "string"},
+                        "ruleIndex": {"type": "integer", "minimum": -1},
+                        "level": _LEVEL,
+                        "message": _TEXT,
+                        "locations": {"type": "array", "items": {
+                            "type": "object",
+                            "properties": {
+                                "physicalLocation": {
+                                    "type": "object",
+                                    "anyOf": [{"required": ["artifactLocation"]},
+                                              {"required": ["address"]}],
+                                    "properties": {"artifactLocation": _ARTIFACT_LOCATION}},
+                                "logicalLocations": {"type": "array", "items": {
+                                    "type": "object",
+                                    "anyOf": [{"required": ["name"]},
+                                              {"required": ["fullyQualifiedName"]}],
+                                    "properties": {
+                                        "name": {"type": "string"},
+                                        "fullyQualifiedName": {"type": "string"},
+                                        "kind": {"type": "string"},
+                                    }}},
+                            },
+                        }},
+                        "properties": {"type": "object"},
+                    },
+                }},
+            },
+        }},
+    },
+}
+
+
+def assert_valid_sarif(text: str) -> dict[str, Any]:
+    """Structural SARIF 2.1.0 check plus the cross references the schema cannot express."""
+    log = json.loads(text)
+    errors = list(jsonschema.Draft202012Validator(SARIF_SUBSET).iter_errors(log))
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors)
+    for run in log["runs"]:
+        rules = run["tool"]["driver"].get("rules", [])
+        ids = [r["id"] for r in rules]
+        assert len(ids) == len(set(ids)), "duplicate rule ids in tool.driver.rules"
+        artifacts = run.get("artifacts", [])
+        for result in run.get("results", []):
+            if "ruleIndex" in result:
+                assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+            for loc in result.get("locations", []):
+                art = loc["physicalLocation"]["artifactLocation"]
+                if "index" in art:
+                    assert artifacts[art["index"]]["location"]["uri"] == art["uri"]
+    return log

@@ -1,0 +1,75 @@
+"""End to end through the CLI: a probe child that crashes, hangs or runs out of memory leaves
+kinspect running, with the report's probe status and an ``errors[]`` entry saying why, for one
+file and for a ``-j 2`` batch. (The runner-level cases live in test_probe_runner.py.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inspector.probe.child import FAULT_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "fixtures" / "models" / "mlp" / "k3.keras"
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                                reason="the probe is skipped without TensorFlow")
+
+
+def _kinspect(args: list[str], fault: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**os.environ, FAULT_ENV: fault, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "inspector", "--json", *args],
+                          capture_output=True, text=True, env=env, timeout=240)
+    return done, time.monotonic() - start
+
+
+def _probe_error(record: dict) -> tuple[str, str]:
+    probe = record["probe"]
+    errors = [e for e in record["errors"] if e.get("source") == "probe"]
+    assert len(errors) == 1, record["errors"]
+    return probe["status"], errors[0]["kind"]
+
+
+@pytest.mark.parametrize(("fault", "args", "status", "kind"), [
+    ("segfault", [], "failed", "probe-crashed"),
+    ("exit", [], "failed", "probe-crashed"),
+    ("hang", ["--probe-timeout", "2"], "timeout", "probe-timeout"),
+    pytest.param("oom", ["--probe-memory", "1024"], "failed", "probe-memory",
+                 marks=pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                          reason="RLIMIT_AS is Linux-only")),
+])
+def test_probe_death_is_an_errors_entry_not_a_dead_kinspect(
+        fault: str, args: list[str], status: str, kind: str) -> None:
+    done, elapsed = _kinspect([*args, str(MODEL)], fault)
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert _probe_error(json.loads(done.stdout)) == (status, kind)
+    assert elapsed < 120
+
+
+def test_batch_survives_every_probe_crash() -> None:
+    paths = [str(MODEL), str(ROOT / "fixtures" / "models" / "cnn_bn" / "k3.keras"),
+             str(ROOT / "fixtures" / "hostile" / "zip" / "not_a_zip.keras")]
+    done, _ = _kinspect(["-j", "2", *paths], "segfault")
+    assert done.returncode == 2, done.stderr[-2000:]   # the not-a-zip file is unreadable
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r.get("path") or r["model"]["path"] for r in records] == paths
+    for record in records[:2]:
+        assert _probe_error(record) == ("failed", "probe-crashed")
+    assert records[2]["error"]["kind"] == "corrupt"
+
+
+def test_hang_within_the_static_budget_is_not_confused_with_the_probe_timeout() -> None:
+    """The worker's kill limit includes --probe-timeout: a slow probe is not killed early."""
+    done, elapsed = _kinspect(["--timeout", "1", "--probe-timeout", "8", str(MODEL)], "hang")
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert _probe_error(json.loads(done.stdout)) == ("timeout", "probe-timeout")
+    assert 7 < elapsed < 60
