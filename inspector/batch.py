@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from inspector.cli import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK
 from inspector.errors import ErrorKind, KinspectError
 from inspector.options import Options
-
-EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
 
 @dataclass
@@ -103,6 +102,26 @@ def inspect_one(path: str, options: Options, fmt: str) -> Outcome:
         return error_outcome(path, ErrorKind.CRASHED,
                              f"internal error: {type(exc).__name__}: {exc}")
     return Outcome(path=path, text=text, exceeds=report.exceeds(options.fail_on))
+
+
+def check_opens(path: str, options: Options, fmt: str) -> Outcome:
+    """Only open the file (no stats, no rules): a cheap pre-flight for in-process readers.
+
+    The TUI reads the model in its own process; running this first in a killable worker
+    turns a file that hangs or crashes libhdf5 on open into a clean error instead.
+    """
+    from inspector.readers import open_model
+
+    try:
+        graph = open_model(path)
+        if graph.close is not None:
+            graph.close()
+    except KinspectError as exc:
+        return error_outcome(path, exc.kind, exc.message)
+    except Exception as exc:
+        return error_outcome(path, ErrorKind.CRASHED,
+                             f"internal error: {type(exc).__name__}: {exc}")
+    return Outcome(path=path, text="")
 
 
 def _stderr_progress(event: dict[str, object]) -> None:

@@ -137,7 +137,7 @@ def _dispatch(args: argparse.Namespace, options: Options) -> int:
     from inspector.batch import expand_targets, run_many
 
     targets = expand_targets(args.paths)
-    single = len(args.paths) == 1 and len(targets) == 1
+    single = len(args.paths) == 1 and targets == args.paths  # not a searched directory
     fmt = args.format
     if single and fmt is None and sys.stdout.isatty() and args.output is None:
         from inspector.tui.app import run_tui

@@ -14,6 +14,11 @@ import numpy as np
 
 Shape = tuple[int | None, ...]
 
+# Every reader roots layer paths here ("model/dense", "model/base/conv2d"), whatever the
+# saved model is called, and the probe reports its layers under the same root, so a layer
+# path means the same layer in static and probe findings.
+ROOT_PATH = "model"
+
 
 class WeightSource(Protocol):
     """Lazy access to one stored tensor; opened only when values are really needed."""

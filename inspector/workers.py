@@ -38,8 +38,15 @@ Inspect = Callable[[str, Options, str], Outcome]
 
 
 def _context() -> Any:
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    return multiprocessing.get_context(method)
+    if sys.platform.startswith("linux"):
+        # Import the whole static pipeline once here: forked workers inherit it instead of
+        # each importing it again (that doubled the per-file cost of small files).
+        import inspector.pipeline
+        import inspector.report.json_out
+        import inspector.report.render  # noqa: F401
+
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def _worker_main(conn: Connection, options: Options, fmt: str, inspect: Inspect) -> None:
@@ -47,8 +54,13 @@ def _worker_main(conn: Connection, options: Options, fmt: str, inspect: Inspect)
     if hasattr(os, "setpgrp"):
         os.setpgrp()  # own process group: the parent can kill us with any probe child
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides about Ctrl-C
+    parent = os.getppid()
     while True:
         try:
+            # A forked sibling may hold our pipe open: also notice an orphaning directly.
+            while not conn.poll(1.0):
+                if os.getppid() != parent:
+                    return
             task = conn.recv()
         except (EOFError, OSError):
             return

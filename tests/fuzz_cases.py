@@ -10,8 +10,10 @@ within a time bound, never another exception.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
+import os
 import shutil
 import time
 import zipfile
@@ -48,8 +50,13 @@ class Seed:
         return f"{rel}/{self.member}" if self.member else str(rel)
 
 
+# Files that already hang libhdf5 (regression fixtures) would only measure the kill path.
+EXCLUDED = (FIXTURES / "hostile" / "repro",)
+
+
 def _is_model_file(p: Path) -> bool:
-    return p.is_file() and p.suffix in (".h5", ".keras") and p.stat().st_size <= MAX_SEED_BYTES
+    return (p.is_file() and p.suffix in (".h5", ".keras") and p.stat().st_size <= MAX_SEED_BYTES
+            and not any(p.is_relative_to(x) for x in EXCLUDED))
 
 
 def file_seeds() -> list[Seed]:
@@ -89,9 +96,14 @@ def h5_json_seeds() -> list[Seed]:
             continue
         try:
             with h5py.File(s.path, "r") as f:
-                if "model_config" in f.attrs:
-                    seeds.append(s)
-        except (OSError, ValueError):
+                if "model_config" not in f.attrs:
+                    continue
+            for attr in ("model_config", "training_config"):
+                text = read_h5_attr(s, attr)
+                if text is not None:
+                    json.loads(text)  # seeds must parse (the deep-nesting fixture does not)
+            seeds.append(s)
+        except (OSError, ValueError, RecursionError):
             continue
     return seeds
 
@@ -198,7 +210,9 @@ def apply_json_ops(text: str, ops: list[JsonOp]) -> str:
             else:
                 container.pop(key)
         elif op == "wrong":
-            container[key] = WRONG_TYPES[arg]
+            # A copy: inserting the shared object twice could nest it in itself (a cycle)
+            # and would mutate WRONG_TYPES for later cases.
+            container[key] = copy.deepcopy(WRONG_TYPES[arg])
         elif op == "deep":
             marker = _DEEP.format(len(deep))
             deep[marker] = arg
@@ -303,7 +317,6 @@ def _check_in_worker(path: str, options: Options, fmt: str) -> Outcome:
     Strict mode (KINSPECT_STRICT=1, loud on unknown config shapes) is for healthy fixtures;
     a fuzzed config is unknown by construction, so the worker runs as users do.
     """
-    import os
     import traceback
 
     if os.environ.get("KINSPECT_FUZZ_STRICT") != "1":
@@ -339,6 +352,10 @@ class IsolatedChecker:
             self._worker = None
             kind = json.loads(outcome.text)["error"]["kind"]
             self.killed.append(f"{label}: {kind}")
+            keep = os.environ.get("KINSPECT_FUZZ_KEEP")  # a folder to collect reproducers in
+            if keep:
+                dst = Path(keep) / f"{kind}{len(self.killed)}-{path.name}"
+                (shutil.copytree if path.is_dir() else shutil.copyfile)(path, dst)
             return "killed" if kind == "timeout" else "crashed"
         return outcome.text
 

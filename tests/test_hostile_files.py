@@ -147,3 +147,51 @@ def test_read_only_copies_inspect_fine(tmp_path: Path) -> None:
                 os.chmod(p, stat.S_IRUSR | stat.S_IRGRP)
         outcome, _ = _outcome(dst)
         assert not isinstance(outcome, KinspectError), outcome
+
+
+REPROS = sorted((HOSTILE / "repro").glob("*.h5"))
+
+
+@pytest.mark.parametrize("repro", REPROS, ids=lambda p: p.name)
+def test_libhdf5_hangs_found_by_fuzzing_end_with_a_clean_error(repro: Path) -> None:
+    """libhdf5 loops forever (inside one C call, no signal gets through) reading these files'
+    attributes. A reader pre-check may refuse them up front; otherwise the CLI's worker is
+    killed after --timeout + grace. Alone or in a -j 2 batch: exit 2, quickly."""
+    import subprocess
+    import sys
+
+    good = str(ROOT / "fixtures" / "models" / "mlp" / "k2.h5")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    for args, lines in ((["--timeout", "1", str(repro)], 0),
+                        (["--json", "-j", "2", "--timeout", "1", str(repro), good, good], 3)):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "inspector", "--no-probe", *args],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert time.perf_counter() - start < 40
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"kinspect: {repro}:") and "Traceback" not in done.stderr
+        records = [json.loads(line) for line in done.stdout.splitlines()]
+        assert len(records) == lines
+        if lines:
+            assert records[0]["error"]["kind"] in ("corrupt", "timeout")
+            assert all("model" in r for r in records[1:])
+
+
+def test_config_json_over_the_cap_is_refused_before_reading(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    """A stored (uncompressed) config.json over the cap: no zip-bomb ratio involved, the size
+    cap alone refuses it (the real cap is 64 MiB; lowered here to keep the fixture small)."""
+    import zipfile
+
+    from inspector.readers import keras_zip
+
+    src = ROOT / "fixtures" / "models" / "mlp" / "k3.keras"
+    dst = tmp_path / "stored.keras"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info.filename))
+    size = zipfile.ZipFile(dst).getinfo("config.json").file_size
+    monkeypatch.setattr(keras_zip, "MAX_CONFIG_BYTES", size - 1)
+    outcome, _ = _outcome(dst)
+    assert isinstance(outcome, KinspectError) and outcome.kind == ErrorKind.TOO_LARGE
+    assert "config.json" in outcome.message and str(size - 1) in outcome.message

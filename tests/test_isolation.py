@@ -73,3 +73,18 @@ def test_hang_within_the_static_budget_is_not_confused_with_the_probe_timeout() 
     assert done.returncode in (0, 1), done.stderr[-2000:]
     assert _probe_error(json.loads(done.stdout)) == ("timeout", "probe-timeout")
     assert 7 < elapsed < 60
+
+
+def test_a_crashed_security_rule_keeps_the_probe_gate_closed() -> None:
+    """A security rule that crashed on the file could not vouch for it: refuse, say why."""
+    from inspector.analyze import analyze_static
+    from inspector.options import Options
+    from inspector.probe.runner import skip_reason
+
+    report = analyze_static(MODEL, Options(probe=False))
+    assert skip_reason(report, Options()) is None
+    report.errors.append({"source": "rule:lambda-layer", "kind": "rule-crashed",
+                          "message": "TypeError: boom"})
+    status, reason = skip_reason(report, Options()) or ("", "")
+    assert status == "refused" and "lambda-layer could not check it" in reason
+    assert skip_reason(report, Options(trust=True)) is None

@@ -31,9 +31,8 @@ MODELS = ROOT / "fixtures" / "models"
 EXPECTED = json.loads((PROBE / "expected.json").read_text())
 FORMATS = ("k3.keras", "k3.h5", "k2.h5", "k2_savedmodel", "k3_export")
 # custom_layer needs --trust and its package; legacy_k22 is a reader fixture (hand-written
-# h5). rnn is left out on purpose: its briefly trained model predicts class 0 for every
-# training-like sample (accuracy = 1 - prior), so the probe rightly calls it collapsed.
-HEALTHY_FAMILIES = ("mlp", "cnn_bn", "transfer", "multi_io", "shared_layer")
+# h5).
+HEALTHY_FAMILIES = ("mlp", "cnn_bn", "rnn", "transfer", "multi_io", "shared_layer")
 # Keras itself cannot load these (not a probe limitation): the probe must say so clearly.
 UNLOADABLE = {"rnn/k3.h5": "NotEqual"}
 EXPECTED_LOADER = {"k3.keras": "keras3", "k3.h5": "keras3", "k2_savedmodel": "tf_keras",
@@ -43,7 +42,7 @@ SAMPLES = 24
 
 def _healthy() -> list[Path]:
     return [MODELS / fam / fmt for fam in HEALTHY_FAMILIES for fmt in FORMATS
-            if (MODELS / fam / fmt).exists()]
+            if (MODELS / fam / fmt).exists() and f"{fam}/{fmt}" not in UNLOADABLE]
 
 
 def _plan(path: Path, **options: Any) -> dict[str, Any]:
@@ -59,7 +58,15 @@ def extra_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rows[9] = rows[2]
     np.save(d / "dups.npy", rows)
     np.save(d / "wrong.npy", rng.normal(size=(5, 10)).astype("float32"))
-    return {"dups": d / "dups.npy", "wrong": d / "wrong.npy"}
+    from PIL import Image
+
+    images = d / "images"
+    images.mkdir()
+    for i in range(4):
+        pixels = rng.integers(0, 256, size=(20, 24), dtype=np.uint8)     # grayscale, 20x24
+        Image.fromarray(pixels).save(images / f"img{i}.png")
+    (images / "copy_of_img1.png").write_bytes((images / "img1.png").read_bytes())
+    return {"dups": d / "dups.npy", "wrong": d / "wrong.npy", "images": images}
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +84,8 @@ def results(extra_inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
     cases["inputs:dups"] = _plan(mlp, inputs=str(extra_inputs["dups"]))
     cases["inputs:wrong"] = _plan(mlp, inputs=str(extra_inputs["wrong"]))
     cases["device:gpu"] = _plan(mlp, device="gpu")
+    cases["inputs:images"] = _plan(MODELS / "cnn_bn" / "k3.keras",
+                                   inputs=str(extra_inputs["images"]))
     cases["weights-only"] = _plan(MODELS / "mlp" / "k3.weights.h5")
     for rel in UNLOADABLE:
         if (MODELS / rel).exists():
@@ -148,10 +157,33 @@ def test_collapse_layer_points_at_the_dead_layer(results: dict[str, Any]) -> Non
     assert zeroed["collapse_layer"].endswith("/fc")
 
 
+@pytest.mark.parametrize("path", ["transfer/k3.keras", "rnn/k3.keras", "mlp/k2_savedmodel",
+                                  "shared_layer/k2.h5"])
+def test_probe_layer_paths_are_the_graph_paths(results: dict[str, Any], path: str) -> None:
+    """The TUI and the findings look probe rows up by the static graph's layer paths."""
+    probe = results[f"healthy:{path}"]["probe"]
+    graph_paths = {node.path for node in open_model(MODELS / path).walk()}
+    recorded = {row["path"] for row in probe["layers"]}
+    assert recorded and recorded <= graph_paths, sorted(recorded - graph_paths)
+    dead = results["broken:collapsed_dead_relu"]["probe"]["collapse_layer"]
+    assert dead in {n.path for n in open_model(PROBE / "collapsed_dead_relu.keras").walk()}
+
+
+def test_training_pass_runs_only_where_it_can_differ(results: dict[str, Any]) -> None:
+    mlp = results["healthy:mlp/k3.keras"]["probe"]["checks"]["train_infer_gap"]
+    assert "skipped" in mlp and mlp["train_infer_gap"] is False       # Dense layers only
+    cnn = results["healthy:cnn_bn/k3.keras"]["probe"]["checks"]["train_infer_gap"]
+    assert cnn["per_distribution"] and not cnn["train_infer_gap"]
+    # a gap is only concluded after every range was measured
+    bn = results["broken:bn_stats_never_updated"]["probe"]["checks"]["train_infer_gap"]
+    assert bn["train_infer_gap"] and (bn["not_run"] == [] or bn["inference_collapses_on"])
+
+
 def test_nondeterminism_is_seen_by_plain_calls_not_predict(results: dict[str, Any]) -> None:
     check = results["broken:nondeterministic_training_true"]["probe"]["checks"]["nondeterminism"]
     assert check["predict_max_rel_diff"] <= check["threshold"]     # Keras 3 predict hides it
     assert check["call_max_rel_diff"] > 100 * check["threshold"]
+    assert check["call_compared_with"] == "second plain call"     # random: both calls ran
 
 
 def test_nan_hidden_by_graph_mode_is_found_eagerly(results: dict[str, Any]) -> None:
@@ -172,6 +204,14 @@ def test_duplicate_inputs_are_reported(results: dict[str, Any]) -> None:
     found = probe_findings(report, Options())
     assert [f.rule for f in found if f.rule == "duplicate-inputs"] == ["duplicate-inputs"]
     assert all(f.source == "probe" for f in found)
+
+
+def test_image_directory_is_decoded_resized_and_deduplicated(results: dict[str, Any]) -> None:
+    real = results["inputs:images"]["probe"]["real_inputs"]
+    assert real["count"] == 5 and real["shapes"] == [[5, 16, 16, 3]]
+    assert "channels 1 -> 3" in real["notes"] and "resized 20x24 -> 16x16" in real["notes"]
+    assert real["duplicates"] == [["copy_of_img1.png", "img1.png"]]
+    assert results["inputs:images"]["probe"]["outputs_from"] == "real_inputs"
 
 
 def test_wrong_input_shape_names_expected_and_given(results: dict[str, Any]) -> None:

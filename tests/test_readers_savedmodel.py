@@ -366,7 +366,7 @@ def test_protowire_type_confusion_is_a_wire_error() -> None:
         pw.get_str(pw.parse(_field(3, b"\xff\xfe")), 3)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_protowire_rejects_garbage_cleanly(data: bytes) -> None:
     try:
@@ -377,7 +377,7 @@ def test_protowire_rejects_garbage_cleanly(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8))
 def test_mutated_files_raise_only_kinspect_error(tmp_path: Path,

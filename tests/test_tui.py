@@ -89,9 +89,9 @@ def mlp_probe_result(collapse: str | None = None) -> dict[str, Any]:
         "outputs": [{"name": "dense_1", "class_histogram": {"0": 6, "2": 2},
                      "top_class": 0, "top_class_fraction": 0.75}],
         "layers": [
-            {"path": "sequential/dense", "across_input_std": 0.42, "dead_fraction": 0.25,
+            {"path": "model/dense", "across_input_std": 0.42, "dead_fraction": 0.25,
              "saturated_fraction": None, "nan": 0, "inf": 0, "flat": False},
-            {"path": "sequential/dense_1", "across_input_std": 1e-9 if collapse else 0.3,
+            {"path": "model/dense_1", "across_input_std": 1e-9 if collapse else 0.3,
              "dead_fraction": None, "saturated_fraction": None, "nan": 0, "inf": 0,
              "flat": bool(collapse)},
         ],
@@ -203,8 +203,13 @@ def test_filter_by_name_and_class() -> None:
         # a class-name match keeps (and expands) the nested model that holds it
         assert sorted(p.rsplit("/", 1)[-1] for p in tree.paths()) == [
             "base", "batch_normalization"]
-        await pilot.press("escape")
+        await pilot.press("enter", "down", "down")
+        assert detail(app).node.name == "batch_normalization"
+        await pilot.press("slash", "escape")  # Escape in the box clears the filter
+        await pilot.pause()
         assert len(tree.paths()) == 8 and tree.has_focus
+        # the layer under the cursor stays selected when the filter goes away
+        assert detail(app).node.name == "batch_normalization"
 
     drive(app, scenario)
 
@@ -343,7 +348,7 @@ def probe_app(path: Path, source: FakeProbeSource, *, probe: bool = True) -> Kin
 
 
 def test_probe_progress_then_verdicts_and_charts(tf_present: None) -> None:
-    source = FakeProbeSource(ok_probe_events(mlp_probe_result("sequential/dense_1")),
+    source = FakeProbeSource(ok_probe_events(mlp_probe_result("model/dense_1")),
                              hold_after=4)
     app = probe_app(MLP, source)
 
@@ -366,7 +371,7 @@ def test_probe_progress_then_verdicts_and_charts(tf_present: None) -> None:
         classes = text_of(app, "#probe-classes")
         assert "most common class 0 = 75.0%" in classes
         variation = text_of(app, "#probe-variation")
-        assert "collapse point: sequential/dense_1" in variation.splitlines()[1]
+        assert "collapse point: model/dense_1" in variation.splitlines()[1]
         assert "◀ collapse point" in variation.splitlines()[3]
         assert app.report.probe is not None and app.report.probe["status"] == "ok"
         # the Activations tab of the collapse layer says so
@@ -453,8 +458,9 @@ def test_probe_does_not_start_without_asking(tf_present: None) -> None:
 
 @pytest.mark.tf
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                    reason="the probe extra (TensorFlow) is not installed")
 def test_real_probe_on_a_tiny_model() -> None:
-    pytest.importorskip("tensorflow")
     app = create_app(str(MLP), Options(probe=True, samples=8, device="cpu"))
 
     async def scenario(app: KinspectApp, pilot: Pilot[int]) -> None:

@@ -60,7 +60,7 @@ def test_weights_tab(snap_compare) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.usefixtures("tf_present")
 def test_probe_panel_with_results(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    source = FakeProbeSource(ok_probe_events(mlp_probe_result("sequential/dense_1")))
+    source = FakeProbeSource(ok_probe_events(mlp_probe_result("model/dense_1")))
     app = create_app(str(MLP), Options(probe=True),
                      probe_source_factory=lambda report, options: source)
 

@@ -23,9 +23,10 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+from inspector.graph import ROOT_PATH
 from inspector.probe import protocol
 from inspector.probe.inputs import InputsError, InputSpec, load_real_inputs
-from inspector.probe.measure import Timer, run_measurements
+from inspector.probe.measure import PREDICT_BATCH, Timer, run_measurements
 
 FAULT_ENV = "KINSPECT_PROBE_FAULT"   # test hook: segfault | hang | exit | oom | noresult
 
@@ -121,7 +122,8 @@ class LoadedModel:
     def predict(self, arrays: list[Any]) -> list[Any]:
         if not self.has_layers:
             return self.call(arrays)
-        return self._as_list(self.obj.predict(self._feed(arrays), verbose=0, batch_size=32))
+        return self._as_list(self.obj.predict(self._feed(arrays), verbose=0,
+                                              batch_size=PREDICT_BATCH))
 
     def call(self, arrays: list[Any], training: bool | None = None) -> list[Any]:
         if not self.has_layers:
@@ -133,7 +135,8 @@ class LoadedModel:
         return self._as_list(self.obj(feed, training=training))
 
     def layers(self) -> list[tuple[str, Any]]:
-        """Every layer of every nested model, with a path rooted at the model's name."""
+        """Every layer of every nested model, with the static graph's path for it: rooted at
+        ROOT_PATH whatever the model is called, nested models by their layer name."""
         found: list[tuple[str, Any]] = []
         seen: set[int] = set()
 
@@ -146,14 +149,25 @@ class LoadedModel:
                 found.append((path, layer))
                 walk(layer, path)
 
-        walk(self.obj, str(getattr(self.obj, "name", "model")))
+        walk(self.obj, ROOT_PATH)
         return found
 
-    def get_weights(self) -> Any:
-        return self.obj.get_weights()
+    def sublayers(self) -> list[Any]:
+        """Every layer object, wrapped ones and RNN cells included (Bidirectional's LSTMs
+        are not in ``.layers``)."""
+        flatten = getattr(self.obj, "_flatten_layers", None)
+        if flatten is None:
+            return [layer for _, layer in self.layers()]
+        return list(flatten(include_self=False, recursive=True))
 
-    def set_weights(self, weights: Any) -> None:
-        self.obj.set_weights(weights)
+    def get_state(self) -> Any:
+        """What a forward pass can change: the non-trainable variables (BatchNormalization
+        moving statistics). Restoring only these is much cheaper than all the weights."""
+        return [(v, v.numpy()) for v in self.obj.non_trainable_weights]
+
+    def set_state(self, state: Any) -> None:
+        for variable, value in state:
+            variable.assign(value)
 
     def save_reload(self) -> LoadedModel:
         target = self.workdir / "roundtrip.keras"
@@ -345,8 +359,7 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     opts = plan.get("options", {})
     fault = os.environ.get(FAULT_ENV)
     limit = opts.get("memory_mb")
-    if limit:
-        _limit_memory(int(limit))
+    memory_cap = _limit_memory(int(limit)) if limit else None
     timer = Timer()
     emit({"event": "stage", "stage": "import", "message": "importing TensorFlow"})
     emit({"event": "progress", "stage": "import", "fraction": 0.0})
@@ -394,14 +407,19 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": sys.version.split()[0]},
         "timings": timer.timings,
+        "memory_cap": memory_cap,
         **body,
     }
 
 
-def _limit_memory(mb: int) -> None:
+def _limit_memory(mb: int) -> str:
+    """Cap this process's address space (set here rather than in the parent's preexec_fn,
+    which is unsafe when the parent has threads, as the TUI does). Best effort by platform."""
     try:
         import resource
-    except ImportError:       # not on this platform: the cap is documented as best effort
-        return
-    cap = mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+        cap = mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    except (ImportError, AttributeError, ValueError, OSError) as exc:
+        return f"not applied on this platform ({type(exc).__name__})"
+    return f"address space capped at {mb} MB"

@@ -52,7 +52,10 @@ RESPONSIVE_REL = 1e-2
 # fixtures on random inputs: <= 0.6).
 GAP_RATIO = 1.5
 TRAIN_PASSES = 2
-BIG_SECONDS_PER_SAMPLE = 5e-3
+# Batch size of every predict() call: a later predict() of at most this many samples reuses
+# the traced function instead of retracing it for a new batch shape (seconds on a ResNet50).
+PREDICT_BATCH = 32
+BIG_SECONDS_PER_SAMPLE = 0.02   # ResNet50 on 2 CPU cores: ~0.09; an MLP: < 0.01
 STAT_UNITS = 8192
 MAX_UNITS_SHOWN = 32
 
@@ -75,9 +78,10 @@ class Model(Protocol):
     def predict(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
     def call(self, arrays: list[np.ndarray], training: bool | None = None) -> list[np.ndarray]: ...
     def layers(self) -> list[tuple[str, Any]]: ...
+    def sublayers(self) -> list[Any]: ...
     def save_reload(self) -> Model: ...
-    def get_weights(self) -> Any: ...
-    def set_weights(self, weights: Any) -> None: ...
+    def get_state(self) -> Any: ...
+    def set_state(self, state: Any) -> None: ...
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -194,18 +198,22 @@ def layer_stats(path: str, layer: Any, out: np.ndarray,
     a = np.asarray(out)
     std, mean_abs = _variation(a)
     units = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(-1, 1)
-    has_nan = not bool(np.isfinite(units).all())
+    # one max and one min pass per unit serve every check: NaN and Inf show up in them
+    # (activations of big models are hundreds of MB, each extra full pass costs)
+    col_max = units.max(axis=0) if units.size else units[:0]
+    col_min = units.min(axis=0) if units.size else units[:0]
+    has_nan = not bool(np.isfinite(col_max).all() and np.isfinite(col_min).all())
     nan = int(np.isnan(units).sum()) if has_nan else 0
     inf = int(np.isinf(units).sum()) if has_nan else 0
     dead = None
-    if units.size and not has_nan and float(units.min()) >= 0.0:   # ReLU-like: may never fire
-        dead = float((units.max(axis=0) <= 0.0).mean())
+    if units.size and not has_nan and float(col_min.min()) >= 0.0:   # ReLU-like: may never fire
+        dead = float((col_max <= 0.0).mean())
     saturated = None
     bounds = _bounds(layer)
     if bounds is not None and units.size and not has_nan:
         tol = 1e-3 * (bounds[1] - bounds[0])
-        low = (units.max(axis=0) <= bounds[0] + tol)
-        high = (units.min(axis=0) >= bounds[1] - tol)
+        low = (col_max <= bounds[0] + tol)
+        high = (col_min >= bounds[1] - tol)
         saturated = float((low | high).mean())
     row: dict[str, Any] = {
         "path": path,
@@ -307,25 +315,41 @@ def _max_rel_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return worst
 
 
-def nondeterminism(model: Model, batch: list[np.ndarray],
-                   predicted: list[np.ndarray]) -> dict[str, Any]:
-    """The same batch again through predict() (vs ``predicted``, its earlier predict()
-    outputs) and twice through a plain model(x) call.
+def nondeterminism(model: Model, batch: list[np.ndarray], predict_batch: list[np.ndarray],
+                   predicted: list[np.ndarray],
+                   inference: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """``predict_batch`` again through predict() (vs ``predicted``, its earlier predict()
+    outputs) and ``batch`` through plain model(x) calls.
 
     Keras 3 predict() forces training=False and hides a hard-coded training=True; a plain
-    call does not, so both paths are measured."""
-    d_predict = _max_rel_diff(predicted, model.predict(batch))
-    d_call = _max_rel_diff(model.call(batch), model.call(batch))
+    call does not, so both paths are measured. ``inference`` (eager training=False outputs of
+    ``batch``, already computed) stands in for the second plain call when the first matches
+    it: a plain call equal to the deterministic inference pass is not random. Otherwise the
+    plain call runs twice, so a deterministic difference (training=True hard-coded on
+    BatchNormalization) is never mistaken for randomness."""
+    d_predict = _max_rel_diff(predicted, model.predict(predict_batch))
+    first = model.call(batch)
+    d_call = None
+    against = "inference pass"
+    if inference is not None:
+        d_call = _max_rel_diff(inference, first)
+    if d_call is None or d_call > SAME_REL:
+        d_call, against = _max_rel_diff(first, model.call(batch)), "second plain call"
     return {"predict_max_rel_diff": d_predict, "call_max_rel_diff": d_call,
-            "samples": int(batch[0].shape[0]), "threshold": SAME_REL,
+            "call_compared_with": against, "samples": int(batch[0].shape[0]),
+            "predict_samples": int(predict_batch[0].shape[0]), "threshold": SAME_REL,
             "nondeterministic": max(d_predict, d_call) > SAME_REL}
 
 
-def batch_dependence(model: Model, batch: list[np.ndarray], singles: int) -> dict[str, Any]:
-    """A batched call vs the same samples one at a time (softmax over the batch axis, etc.)."""
+def batch_dependence(model: Model, batch: list[np.ndarray], singles: int,
+                     together: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """A batched call vs the same samples one at a time (softmax over the batch axis, etc.).
+    ``together``: eager training=False outputs of ``batch`` taken inside a larger batch
+    (the per-layer pass), reused instead of another batched call."""
     k = min(singles, batch[0].shape[0])
     sub = [a[:k] for a in batch]
-    together = model.call(sub, training=False)
+    together = (model.call(sub, training=False) if together is None
+                else [o[:k] for o in together])
     alone = [model.call([a[i : i + 1] for a in sub], training=False) for i in range(k)]
     merged = [np.concatenate([r[j] for r in alone]) for j in range(len(together))]
     diff = _max_rel_diff(together, merged)
@@ -376,14 +400,19 @@ def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
     A gap is an inference output that collapses on the real inputs while training-mode
     outputs still follow them (BatchNormalization stats that never moved), or a large
     difference on every range. Training-mode calls update BatchNormalization moving
-    statistics, so the weights are restored after each range."""
-    saved = model.get_weights()
+    statistics, so they are restored after each range.
+
+    Without real inputs the verdict needs a large difference on every range, so the ranges
+    after the first one without it cannot change it and are not run (``not_run``)."""
+    saved = model.get_state()
     per = {}
     for dist, batch in batches.items():
         try:
             per[dist] = _gap_one(model, batch, inferred[dist], passes)
         finally:
-            model.set_weights(saved)      # before the next range sees updated BN stats
+            model.set_state(saved)        # before the next range sees updated BN stats
+        if "real" not in batches and per[dist]["diff_over_spread"] <= GAP_RATIO:
+            break
     everywhere = min(v["diff_over_spread"] for v in per.values())
     # Random inputs are off-distribution for BatchNormalization: healthy models collapse in
     # inference on some range while batch statistics rescue training mode. Only real inputs
@@ -391,6 +420,7 @@ def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
     collapsing = sorted(d for d, v in per.items()
                         if v["inference_collapsed_training_varies"] and d == "real")
     return {"per_distribution": per, "min_diff_over_spread": everywhere,
+            "not_run": [d for d in batches if d not in per],
             "inference_collapses_on": collapsing, "passes": passes,
             "samples": int(next(iter(batches.values()))[0].shape[0]),
             "threshold_ratio": GAP_RATIO,
@@ -399,9 +429,11 @@ def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
 
 def roundtrip(model: Model, batch: list[np.ndarray],
               predicted: list[np.ndarray]) -> dict[str, Any]:
-    """Save to a temporary .keras, reload with the same library, compare predictions."""
+    """Save to a temporary .keras, reload with the same library, compare with the original's
+    predict() outputs. The reloaded copy runs eagerly: tracing a second model's predict
+    function costs more than the comparison (eager and graph agree far below SAME_REL)."""
     again = model.save_reload()
-    diff = _max_rel_diff(predicted, again.predict(batch))
+    diff = _max_rel_diff(predicted, again.call(batch, training=False))
     return {"max_rel_diff": diff, "threshold": SAME_REL, "mismatch": diff > SAME_REL}
 
 
@@ -445,7 +477,10 @@ class Sizes:
     @classmethod
     def for_cost(cls, seconds_per_sample: float) -> Sizes:
         if seconds_per_sample > BIG_SECONDS_PER_SAMPLE:
-            return cls(layer_per_dist=4, check=4, gap=4, singles=3)
+            # eager calls of a ResNet50 cost ~0.3 s + 0.1 s per sample: few samples, and
+            # check <= layer_per_dist so the per-layer pass's outputs can be reused;
+            # BatchNormalization's batch statistics need a few samples in the gap check
+            return cls(layer_per_dist=3, check=3, gap=4, singles=2)
         return cls()
 
 
@@ -466,17 +501,20 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
     per_dist: dict[str, Any] = {}
     batches: dict[str, list[np.ndarray]] = {}
     predicted: dict[str, list[np.ndarray]] = {}
-    start = time.perf_counter()
+    durations = []
     for dist in dists:
         progress("outputs", f"predict on {samples} {dist} samples")
         with timer.stage("predict"):
             batch = random_batch(specs, dist, samples, seed)
+            start = time.perf_counter()
             outs = model.predict(batch)
+            durations.append(time.perf_counter() - start)
         batches[dist], predicted[dist] = batch, outs
         stats = [output_stats(n, o) for n, o in zip(model.output_names, outs, strict=False)]
         per_dist[dist] = {"outputs": stats, "collapsed": all(s["collapsed"] for s in stats),
                           "nan": sum(s["nan"] + s["inf"] for s in stats)}
-    sizes = Sizes.for_cost((time.perf_counter() - start) / max(1, samples * len(dists)))
+    # the fastest range is the one that paid no tracing: the model's own cost per sample
+    sizes = Sizes.for_cost(min(durations) / max(1, samples))
     real_section = None
     if real is not None:
         progress("outputs", f"predict on {real.count} real inputs")
@@ -492,16 +530,26 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
     key = "real" if real is not None else primary
     check_batch = [a[: sizes.check] for a in batches[key]]
     check_pred = [o[: sizes.check] for o in predicted[key]]
+    again = min(len(batches[key][0]), PREDICT_BATCH)     # a batch shape predict() has traced
 
     progress("layers", "per-layer statistics (one eager pass)")
     with timer.stage("layers"):
         layer_section = _guarded(lambda: _layers(model, real, batches, dists, sizes))
+    # the check samples' eager training=False outputs, from inside the per-layer pass
+    eager = layer_section.pop("outputs", None)
+    per = min(sizes.layer_per_dist, len(batches[key][0]))   # rows per range in that pass
+    start = 0 if real is not None else dists.index(key) * per
+    check_eager = ([o[start : start + sizes.check] for o in eager]
+                   if eager is not None and sizes.check <= sizes.layer_per_dist else None)
     progress("determinism", "the same batch again (predict and plain call)")
     with timer.stage("determinism"):
-        det = _guarded(lambda: nondeterminism(model, check_batch, check_pred))
+        det = _guarded(lambda: nondeterminism(
+            model, check_batch, [a[:again] for a in batches[key]],
+            [o[:again] for o in predicted[key]], check_eager))
     progress("batch", "batched vs one sample at a time")
     with timer.stage("batch"):
-        bdep = _guarded(lambda: batch_dependence(model, check_batch, sizes.singles))
+        bdep = _guarded(lambda: batch_dependence(model, check_batch, sizes.singles,
+                                                 check_eager))
     progress("roundtrip", "save to a temporary .keras and reload")
     with timer.stage("roundtrip"):
         rt = (_guarded(lambda: roundtrip(model, check_batch, check_pred)) if model.has_layers
@@ -511,10 +559,16 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
         keys = ["real"] if real is not None else list(dists)
         gap_in = {k: [a[: sizes.gap] for a in batches[k]] for k in keys}
         gap_ref = {k: [o[: sizes.gap] for o in predicted[k]] for k in keys}
-        passes = TRAIN_PASSES if _has_random_layers(model) else 1
-        gap = (_guarded(lambda: train_infer_gap(model, gap_in, gap_ref, passes))
-               if model.supports_training_flag
-               else {"skipped": "the loaded object takes no training flag"})
+        sublayers = model.sublayers() if model.has_layers else []
+        passes = TRAIN_PASSES if _has_random_layers(sublayers) else 1
+        if not model.supports_training_flag:
+            gap = {"skipped": "the loaded object takes no training flag"}
+        elif not _training_sensitive(sublayers):
+            gap = {"skipped": "no layer behaves differently in training mode (no dropout, "
+                              "noise, normalization, random or custom layers)",
+                   "train_infer_gap": False}
+        else:
+            gap = _guarded(lambda: train_infer_gap(model, gap_in, gap_ref, passes))
     emit({"event": "progress", "stage": "training", "fraction": 1.0})
 
     collapsed_on = [d for d in dists if d in UNIT_SCALE and per_dist[d]["collapsed"]]
@@ -565,12 +619,39 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
     }
 
 
-def _has_random_layers(model: Model) -> bool:
+def _has_random_layers(layers: list[Any]) -> bool:
     """Dropout / noise layers make training-mode passes differ: average two of them."""
-    if not model.has_layers:
-        return False
-    return any(("Dropout" in type(layer).__name__ or "Noise" in type(layer).__name__)
-               for _, layer in model.layers())
+    return any(("Dropout" in type(layer).__name__ or "Noise" in type(layer).__name__
+                or _dropout_rate(layer) > 0) for layer in layers)
+
+
+def _dropout_rate(layer: Any) -> float:
+    """The largest dropout-like rate a layer has (RNNs, attention), 0.0 when none."""
+    rates = []
+    for attr in ("dropout", "recurrent_dropout"):
+        value = getattr(layer, attr, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            rates.append(float(value))
+    return max(rates, default=0.0)
+
+
+# Built-in layer classes whose call can depend on ``training``; everything else from Keras
+# itself ignores it. Layers from outside Keras (custom classes) and layers tf_keras revived
+# from a SavedModel's traced functions (their code is unknown) are assumed to depend on it.
+_TRAINING_MARKERS = ("Dropout", "Noise", "Normalization", "Random", "Lambda", "Augment",
+                     "Revived")
+_KERAS_MODULES = ("keras.", "tf_keras.")
+
+
+def _training_sensitive(layers: list[Any]) -> bool:
+    """Whether a training=True pass can differ from inference at all (skipped when not)."""
+    for layer in layers:
+        cls = type(layer)
+        if not cls.__module__.startswith(_KERAS_MODULES):
+            return True
+        if any(m in cls.__name__ for m in _TRAINING_MARKERS) or _dropout_rate(layer) > 0:
+            return True
+    return False
 
 
 def _primary(per_dist: dict[str, Any], dists: tuple[str, ...]) -> str:
@@ -599,5 +680,7 @@ def _layers(model: Model, real: RealInputs | None, batches: dict[str, list[np.nd
     with _recording(layers, rows):
         outs = model.call(mixed, training=False)
     eager_nan = any(int((~np.isfinite(np.asarray(o, "float64"))).sum()) for o in outs)
+    # "outputs" is popped by run_measurements (reused by later checks), never reported
     return {"rows": rows, "collapse_layer": collapse_layer(rows), "samples": len(mixed[0]),
-            "recorded": len(rows), "walked": len(layers), "eager_output_nan": eager_nan}
+            "recorded": len(rows), "walked": len(layers), "eager_output_nan": eager_nan,
+            "outputs": outs}

@@ -198,12 +198,39 @@ def skip_reason(report: Report, options: Options) -> tuple[str, str] | None:
     if not report.graph.has_architecture:
         return (protocol.STATUS_SKIPPED, "the file has no architecture (weights only): "
                                          "nothing to run")
-    risky = [f for f in report.findings if f.rule in RISKY_RULES and f.source == "static"]
-    if risky and not options.trust:
-        where = sorted({f"{f.layer or 'model'} ({f.rule})" for f in risky})
+    if options.trust:
+        return None
+    risky, unchecked = _code_evidence(report, options)
+    if risky or unchecked:
+        where = sorted({f"{f.layer or 'model'} ({f.rule})" for f in risky}
+                       | {f"model ({name} could not check it)" for name in unchecked})
         return (protocol.STATUS_REFUSED, "loading would run code from the file: "
                 + ", ".join(where) + "; pass --trust to probe it anyway")
     return None
+
+
+def _code_evidence(report: Report, options: Options) -> tuple[list[Any], list[str]]:
+    """Static findings that mean "loading runs code", and the security rules that crashed.
+
+    ``--select``/``--ignore`` silence findings, not this gate: deselected security rules run
+    here anyway (their findings only decide the refusal). A security rule that crashed on
+    the file could not vouch for it, so it counts as a reason to refuse too.
+    """
+    from inspector.rules.registry import all_rules, run_rules, select_rules
+    from inspector.stats import StatsCache
+
+    risky = [f for f in report.findings if f.rule in RISKY_RULES and f.source == "static"]
+    chosen = {r.name for r in select_rules(options.select, options.ignore)}
+    skipped = [r for r in all_rules() if r.name in RISKY_RULES and r.name not in chosen]
+    errors = list(report.errors)
+    if skipped:
+        more, more_errors = run_rules(report.graph, report.stats or StatsCache(), skipped)
+        risky += more
+        errors += more_errors
+    unchecked = sorted({str(e.get("source", "")).removeprefix("rule:") for e in errors
+                        if e.get("kind") == "rule-crashed"
+                        and str(e.get("source", "")).removeprefix("rule:") in RISKY_RULES})
+    return risky, unchecked
 
 
 def attach_probe(report: Report, options: Options,

@@ -28,7 +28,11 @@ def _read_hdf5(path: Path, shown: str) -> ModelGraph:
     size = path.stat().st_size
     f = open_h5(path, shown)
     try:
-        kind = detect.classify_h5(f)
+        try:
+            kind = detect.classify_h5(f)
+        except detect.H5_ERRORS as exc:
+            raise KinspectError(shown, f"corrupt HDF5 root group ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:160]})", ErrorKind.CORRUPT) from exc
         if kind == detect.H5_MODEL:
             return read_h5_model(path, f, size)
         if kind == detect.H5_WEIGHTS_K2:

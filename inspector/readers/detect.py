@@ -7,6 +7,7 @@ opening and parsing belong to the per-format readers.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -80,8 +81,15 @@ def sniff(path: str | os.PathLike[str]) -> str:
                         ".h5/.keras file or a SavedModel directory)", ErrorKind.UNSUPPORTED)
 
 
+# What h5py raises on corrupt metadata (RuntimeError: "bad symbol table node signature"...).
+H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError)
+
+
 def classify_h5(root: h5py.Group) -> str | None:
-    """What a (safely opened) HDF5 root holds: a full model, K2 or K3 weights, or None."""
+    """What a (safely opened) HDF5 root holds: a full model, K2 or K3 weights, or None.
+
+    Corrupt metadata raises one of ``H5_ERRORS``.
+    """
     attrs = root.attrs
     if "model_config" in attrs:
         return H5_MODEL
@@ -105,3 +113,27 @@ ZIP_METADATA = "metadata.json"
 ZIP_WEIGHTS = "model.weights.h5"
 ZIP_WEIGHTS_NPZ = "model.weights.npz"
 
+
+
+def looks_like_model(path: str | os.PathLike[str]) -> bool:
+    """Should a directory search pick this file? By content, whatever its name: an HDF5 file
+    whose root says Keras model or weights, or a zip with the .keras members. Never raises.
+
+    Reads magic bytes, attribute and member *names* only (no attribute values: libhdf5 can
+    loop forever on corrupt ones, and this runs in the parent, outside the killable workers).
+    """
+    try:
+        kind = sniff(path)
+    except KinspectError:
+        return False
+    if kind == SAVEDMODEL_DIR:
+        return True
+    try:
+        if kind == ZIP:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+            return ZIP_CONFIG in names or {ZIP_METADATA, ZIP_WEIGHTS} <= names
+        with h5py.File(path, "r") as f:
+            return classify_h5(f) is not None
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, *H5_ERRORS):
+        return False

@@ -179,7 +179,7 @@ def _build_hints(model: LayerNode) -> dict[tuple[str, int, int], Shape]:
 
 def _lookup(tensors: dict[tuple[str, int], Outputs], ref: TensorRef) -> Shape | None:
     outs = tensors.get((ref.layer, ref.node_index))
-    if outs is None or ref.tensor_index >= len(outs):
+    if outs is None or not 0 <= ref.tensor_index < len(outs):  # a crafted index: any int
         return None
     return outs[ref.tensor_index]
 

@@ -16,7 +16,7 @@ from typing import Any
 import h5py
 
 from inspector.errors import ErrorKind, KinspectError
-from inspector.graph import LayerNode, ModelGraph, WeightInfo
+from inspector.graph import ROOT_PATH, LayerNode, ModelGraph, WeightInfo
 from inspector.readers.keras_config import (
     ConfigStructureError,
     normalize_training_config,
@@ -31,8 +31,6 @@ from inspector.readers.safe_io import (
     chunked_attr,
     load_json,
 )
-
-ROOT_PATH = "model"
 
 
 def load_json_attr(f: h5py.Group, name: str, shown: str) -> Any:

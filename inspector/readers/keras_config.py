@@ -156,7 +156,8 @@ def flatten_triples(value: Any) -> list[TensorRef]:
 def _k3_tensors(value: Any, out: list[TensorRef]) -> None:
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            hist = (value.get("config") or {}).get("keras_history")
+            cfg = value.get("config")
+            hist = cfg.get("keras_history") if isinstance(cfg, dict) else None
             if _is_triple(hist):
                 out.append(TensorRef(hist[0], hist[1], hist[2]))
             else:
@@ -397,6 +398,9 @@ def _parse_sequential(node: LayerNode, raw: dict[str, Any], entries: list[Any]) 
     children: list[LayerNode] = []
     for i, entry in enumerate(entries):
         if is_object_dict(entry) and entry.get("class_name") == "InputLayer":
+            if not isinstance(entry["config"], dict):
+                _unexpected(f"InputLayer config is not an object: {str(entry)[:200]}")
+                continue
             cfg, _ = normalize_layer_config(entry["config"])
             input_cfg = cfg
             continue
@@ -407,7 +411,7 @@ def _parse_sequential(node: LayerNode, raw: dict[str, Any], entries: list[Any]) 
         if children and isinstance(entries, list):
             first = next((e for e in entries if is_object_dict(e)), None)
             if first is not None:
-                fcfg = first["config"]
+                fcfg = first["config"] if isinstance(first["config"], dict) else {}
                 shape = fcfg.get("batch_input_shape") or fcfg.get("batch_shape")
                 dtype = policy_name(fcfg.get("dtype"))[1]
         if shape is None:

@@ -14,6 +14,7 @@ import re
 import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -124,7 +125,8 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, shown: st
     try:
         with zf.open(info) as fh:
             data = fh.read(cap + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError,
+            NotImplementedError) as exc:
         raise KinspectError(shown, f"cannot read {info.filename} ({exc})",
                             ErrorKind.CORRUPT) from exc
     if len(data) > cap:
@@ -224,7 +226,7 @@ def read_keras_zip(path: str | os.PathLike[str]) -> ModelGraph:
             try:
                 opener = _weights_opener(shown, info, owned)
                 wfile = opener()
-            except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 for obj in owned:
                     obj.close()
                 raise KinspectError(shown, f"{ZIP_WEIGHTS} is not readable HDF5 ({exc})",

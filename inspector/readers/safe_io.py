@@ -158,7 +158,7 @@ def attr(obj: h5py.Group | h5py.Dataset, name: str, default: Any = None) -> Any:
         if name not in obj.attrs:
             return default
         return decode(obj.attrs[name])
-    except (OSError, TypeError, ValueError, KeyError):
+    except (OSError, RuntimeError, TypeError, ValueError, KeyError):  # corrupt metadata
         return default
 
 
@@ -214,7 +214,7 @@ class H5Guard:
                 return None
             try:
                 link = current.get(part, getlink=True)
-            except (KeyError, OSError, ValueError):
+            except (KeyError, OSError, RuntimeError, ValueError):
                 return None
             location = self.prefix + f"{current.name.rstrip('/')}/{part}"
             if link is None:
@@ -225,14 +225,14 @@ class H5Guard:
                 return None
             try:
                 current = current[part]
-            except (KeyError, OSError, ValueError):
+            except (KeyError, OSError, RuntimeError, ValueError):
                 return None
         return current
 
     def names(self, group: h5py.Group) -> list[str]:
         try:
             return list(group.keys())
-        except (OSError, ValueError):
+        except (OSError, RuntimeError, ValueError):
             return []
 
     def too_deep(self, depth: int, group: h5py.Group) -> bool:
@@ -240,7 +240,7 @@ class H5Guard:
         nested past MAX_DEPTH: the caller must not descend into it."""
         try:
             key = (group.id.fileno, h5py.h5o.get_info(group.id).addr)
-        except (AttributeError, OSError, ValueError, TypeError):
+        except (AttributeError, OSError, RuntimeError, ValueError, TypeError):
             key = None
         if key is not None and key in self._walked:
             self._flag(ContainerIssue("hdf5-link-cycle", self.prefix + group.name,
@@ -285,7 +285,7 @@ class H5Guard:
                 return False
             declared = int(ds.size) * int(ds.dtype.itemsize)
             compressed = ds.compression is not None or bool(ds.id.get_create_plist().get_nfilters())
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
+        except (OSError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
             self._flag(ContainerIssue("hdf5-unreadable-dataset", location, _short(exc)))
             return False
         limit = self.file_size * (COMPRESSED_RATIO_LIMIT if compressed else 1) + 4096

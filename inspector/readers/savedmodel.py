@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ErrorKind, KinspectError
-from ..graph import ContainerIssue, LayerNode, ModelGraph, TensorSpec, WeightInfo
+from ..graph import ROOT_PATH, ContainerIssue, LayerNode, ModelGraph, TensorSpec, WeightInfo
 from . import protowire as pw
 from .graph_facts import finalize
 from .keras_config import (
@@ -42,7 +42,6 @@ INIT_OP_SIGNATURE = "__saved_model_init_op"
 VARIABLE_ATTRIBUTE = "VARIABLE_VALUE"
 METRIC_IDENTIFIER = "_tf_keras_metric"
 K3_ALL_VARIABLES = "_all_variables"
-ROOT_PATH = "model"  # the root LayerNode's path, as in the other readers
 
 # SavedObject ``kind`` oneof field numbers.
 _KINDS = {4: "user_object", 5: "asset", 6: "function", 7: "variable",

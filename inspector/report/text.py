@@ -41,7 +41,8 @@ def to_text(report: Report) -> str:
             depth = node.path.count("/") - 1
             marks = "".join(sorted({_MARK[f.severity] for f in report.findings_for(node.path)}))
             name = ("  " * depth + node.name)[:42]
-            lines.append(f"{name:<44} {node.class_name[:22]:<22} {_shape(node.output_shape)[:22]:<22}"
+            shape = _shape(node.output_shape)[:22]
+            lines.append(f"{name:<44} {node.class_name[:22]:<22} {shape:<22}"
                          f" {node.params.total:>10,} {marks}".rstrip())
         lines.append("")
     elif g.loose_weights:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from inspector.graph import ModelGraph
 from inspector.rules.registry import (
     REGISTRY,
     Finding,
@@ -68,19 +67,6 @@ def _verdict(ctx: RuleContext, key: str) -> bool:
     return bool((probe.get("verdict") or {}).get(key))
 
 
-def static_path(graph: ModelGraph, probe_path: str | None) -> str | None:
-    """The static layer path for a probe path (both rooted at a model name that may differ)."""
-    if not probe_path:
-        return None
-    tail = probe_path.split("/", 1)[1] if "/" in probe_path else probe_path
-    root = graph.root.path if graph.root is not None else ""
-    for node in graph.walk():
-        own = node.path[len(root) + 1:] if root and node.path.startswith(root + "/") else node.path
-        if own == tail or node.path == probe_path:
-            return node.path
-    return probe_path
-
-
 @register("KIN100", "output-collapsed", "error",
           "outputs barely vary across inputs ({inputs}): class {top_class} for {share} of "
           "them, largest per-unit std {std_max}{where}",
@@ -102,7 +88,7 @@ def output_collapsed(ctx: RuleContext) -> Iterator[Hit]:
     probe = getattr(ctx, "probe", None) or {}
     outputs = probe.get("outputs") or [{}]
     worst = max(outputs, key=lambda o: o.get("top_class_fraction") or 0.0)
-    layer = static_path(ctx.graph, probe.get("collapse_layer"))
+    layer = probe.get("collapse_layer")    # probe paths are the graph's paths
     fraction = worst.get("top_class_fraction")
     collapsed_on = [d for d, v in (probe.get("distributions") or {}).items() if v.get("collapsed")]
     yield Hit(layer, {
@@ -257,7 +243,7 @@ def _dead_unit_findings(report: Report, probe: dict[str, Any]) -> list[Finding]:
         frac = row.get("dead_fraction")
         if frac is None or frac < DEAD_FRACTION or row.get("class_name") in ("Dropout",):
             continue
-        layer = static_path(report.graph, row.get("path"))
+        layer = row.get("path")
         out.append(Finding(
             code=code, rule="dead-units", severity="error" if frac >= 1.0 else "warning",
             message=f"{frac:.0%} of the units of {layer} never activate on any probed input",

@@ -250,6 +250,8 @@ def _custom_reason(class_name: str, module: Any, registered: Any) -> str | None:
     plain = _plain_class(class_name)
     if ">" in plain:
         return f"registered as {plain}"
+    if module is not None and not isinstance(module, str):  # crafted: not even a name
+        return f"module given as {type(module).__name__}, not a name"
     if module is not None and not is_builtin_module(module) and module not in _SAFE_MODULES:
         return f"defined in module {module}"
     if module is None and plain not in _KNOWN_CLASSES:
@@ -264,6 +266,8 @@ def _function_reason(name: Any, module: Any) -> str | None:
         return None
     if ">" in name:
         return f"registered function {name}"
+    if module is not None and not isinstance(module, str):  # crafted: not even a name
+        return f"module given as {type(module).__name__}, not a name"
     if module is not None and not is_builtin_module(module) and module not in _SAFE_MODULES:
         return f"function from module {module}"
     if name == "<lambda>":

@@ -7,6 +7,7 @@ KinspectError to the CLI (one line, exit 2) instead of flashing a broken TUI.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -247,7 +248,18 @@ def create_app(path: str, options: Options, *,
 
 
 def run_tui(path: str, options: Options) -> int:
-    """Run the inspector on a terminal; KinspectError propagates to the CLI (exit 2)."""
+    """Run the inspector on a terminal; KinspectError propagates to the CLI (exit 2).
+
+    The file is first opened once in a killable worker (see inspector/workers.py), so a file
+    that hangs or crashes libhdf5 ends with a one-line error instead of a frozen terminal.
+    """
+    from inspector.batch import check_opens
+    from inspector.workers import run_isolated
+
+    preflight = run_isolated(path, options, "text", check_opens)
+    if preflight.error is not None:
+        print(preflight.error, file=sys.stderr)
+        return 2
     app = create_app(path, options)
     try:
         app.run()

@@ -49,24 +49,12 @@ def layer_std(row: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _below_root(path: str) -> str:
-    """A layer path without its root model's segment: the graph roots paths at ``model``,
-    the probe at the loaded model's name."""
-    return path.split("/", 1)[1] if "/" in path else path
-
-
-def same_layer(probe_path: str | None, graph_path: str) -> bool:
-    return probe_path is not None and _below_root(probe_path) == _below_root(graph_path)
-
-
 def layer_stats(probe: dict[str, Any] | None, path: str) -> dict[str, Any] | None:
-    """The first recorded row of the layer at graph path ``path``."""
+    """The first recorded row of the layer at graph path ``path`` (the probe reports the
+    graph's own layer paths)."""
     if not probe:
         return None
-    for row in layers(probe):
-        if same_layer(str(row["path"]), path):
-            return row
-    return None
+    return next((row for row in layers(probe) if row["path"] == path), None)
 
 
 def collapse_layer(probe: dict[str, Any]) -> str | None:

@@ -53,7 +53,7 @@ def activation_text(node: LayerNode | None, probe: dict[str, Any] | None) -> Tex
         return styled(f"The probe recorded no activations for {node.path}.", "dim")
     text = styled(f"{node.path}\n", "bold")
     collapse = probe_view.collapse_layer(probe)
-    if probe_view.same_layer(collapse, node.path):
+    if collapse == node.path:
         text.append("outputs stop varying across inputs here (collapse point)\n",
                     style="bold red3")
     known = [k for k in _LABELS if k in row]

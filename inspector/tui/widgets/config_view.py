@@ -16,10 +16,6 @@ from inspector.graph import LayerNode
 
 
 class ConfigView(RichLog):
-    DEFAULT_CSS = """
-    ConfigView { background: transparent; }
-    """
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(wrap=False, highlight=False, markup=False, auto_scroll=False,
                          **kwargs)
@@ -42,8 +38,8 @@ class ConfigView(RichLog):
             self.write("No layer selected.")
             return
         dark = self.app.current_theme.dark
-        syntax = Syntax("", "json", theme="ansi_dark" if dark else "ansi_light",
-                        background_color="default")
+        # ANSI themes carry no background, so the pane's own (theme) background shows.
+        syntax = Syntax("", "json", theme="ansi_dark" if dark else "ansi_light")
         self.write(syntax.highlight(self.text), scroll_end=False)
         self.scroll_home(animate=False)
 

@@ -66,6 +66,9 @@ class LayerTree(Tree[TreeData]):
                 tnode.set_label(self._label(tnode.data))
 
     def rebuild(self, filter_text: str = "") -> None:
+        """Rebuild for ``filter_text``; the cursor stays on its layer when still shown."""
+        current = self.cursor_node.data if self.cursor_node is not None else None
+        keep = current.path if isinstance(current, LayerNode) else current
         self.filter_text = filter_text.strip().lower()
         self.clear()
         self._by_path.clear()
@@ -87,7 +90,10 @@ class LayerTree(Tree[TreeData]):
             for child in graph.root.children:
                 self._add(self.root, child)
         self.root.expand()
-        self.move_cursor(self.root)
+        if isinstance(keep, str) and keep in self._by_path:
+            self.select_path(keep)
+        else:
+            self.cursor_line = 0  # the root; its line number is only known after a refresh
 
     def _add(self, parent: TreeNode[TreeData], node: LayerNode) -> None:
         if self.filter_text and not _subtree_matches(node, self.filter_text):
@@ -210,7 +216,8 @@ class TreePane(Vertical):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.layer_tree.rebuild(event.value)
+        if event.value.strip().lower() != self.layer_tree.filter_text:
+            self.layer_tree.rebuild(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

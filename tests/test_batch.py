@@ -1,0 +1,89 @@
+"""Many files: directories searched by content, JSON Lines in order, exit codes, -j N."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from inspector.batch import expand_targets
+from inspector.errors import KinspectError
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "fixtures" / "models"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """Models under misleading names, non-models under model names, a link, a SavedModel."""
+    root = tmp_path / "incoming"
+    (root / "a" / "deeper").mkdir(parents=True)
+    shutil.copyfile(MODELS / "mlp" / "k3.keras", root / "a" / "model.bin")
+    shutil.copyfile(MODELS / "cnn_bn" / "k2.h5", root / "a" / "deeper" / "weights.dat")
+    shutil.copytree(MODELS / "mlp" / "k2_savedmodel", root / "exported")
+    (root / "notes.txt").write_text("not a model\n")
+    (root / "fake.keras").write_text("also not a model\n")
+    with h5py.File(root / "data.h5", "w") as f:
+        f["x"] = np.arange(4)
+    with zipfile.ZipFile(root / "photos.zip", "w") as z:
+        z.writestr("a.txt", "hello")
+    os.symlink(MODELS / "rnn" / "k3.keras", root / "link.keras")
+    return root
+
+
+def test_directories_are_searched_by_content(tree: Path) -> None:
+    found = expand_targets([str(tree)])
+    assert found == [str(tree / "a" / "model.bin"), str(tree / "a" / "deeper" / "weights.dat"),
+                     str(tree / "exported")]
+
+
+def test_a_directory_without_models_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "readme.md").write_text("x")
+    with pytest.raises(KinspectError) as info:
+        expand_targets([str(tmp_path)])
+    assert info.value.kind.value == "not-a-model"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "inspector", "--no-probe", *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_json_lines_in_order_one_bad_file_does_not_stop_the_others(tree: Path,
+                                                                   jobs: str) -> None:
+    bad = tree / "fake.keras"
+    paths = [str(tree), str(bad), str(MODELS / "rnn" / "k3.keras")]
+    done = _cli("--json", "-j", jobs, *paths)
+    assert done.returncode == 2, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    expected = [*expand_targets([str(tree)]), str(bad), str(MODELS / "rnn" / "k3.keras")]
+    assert [r.get("path") or r["model"]["path"] for r in records] == expected
+    assert records[3]["error"]["kind"] == "corrupt"
+    assert all("findings" in r for i, r in enumerate(records) if i != 3)
+    assert done.stderr.count("kinspect: ") == 1 and str(bad) in done.stderr
+
+
+def test_exit_code_follows_fail_on_when_every_file_is_readable() -> None:
+    bad_rule = ROOT / "fixtures" / "rules" / "lambda-layer"
+    paths = [str(MODELS / "mlp" / "k3.keras"), *sorted(str(p) for p in bad_rule.glob("bad_*"))]
+    assert _cli("--json", "--fail-on", "warning", *paths).returncode == 1  # lambda-layer
+    assert _cli("--json", "--fail-on", "never", *paths).returncode == 0
+    assert _cli("--json", "--fail-on", "warning", "--exit-zero", *paths).returncode == 0
+    clean = _cli("--json", str(MODELS / "mlp" / "k3.keras"), str(MODELS / "mlp" / "k2.h5"))
+    assert clean.returncode == 0, clean.stdout
+
+
+def test_sarif_for_several_files_is_a_usage_error() -> None:
+    done = _cli("--format", "sarif", str(MODELS / "mlp" / "k3.keras"),
+                str(MODELS / "mlp" / "k2.h5"))
+    assert done.returncode == 2 and "--json" in done.stderr
