@@ -366,7 +366,8 @@ def test_protowire_type_confusion_is_a_wire_error() -> None:
         pw.get_str(pw.parse(_field(3, b"\xff\xfe")), 3)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_protowire_rejects_garbage_cleanly(data: bytes) -> None:
     try:
