@@ -16,11 +16,10 @@ from typing import Any
 import h5py
 
 from inspector.errors import ErrorKind, KinspectError
-from inspector.graph import ROOT_PATH, LayerNode, ModelGraph, WeightInfo
+from inspector.graph import LayerNode, ModelGraph, WeightInfo
 from inspector.readers.keras_config import (
-    ConfigStructureError,
     normalize_training_config,
-    parse_model_config,
+    parse_root_config,
 )
 from inspector.readers.optimizer_state import h5_optimizer_iterations
 from inspector.readers.safe_io import (
@@ -121,11 +120,7 @@ def read_h5_model(path: str | os.PathLike[str], f: h5py.File, file_size: int) ->
     if not isinstance(config, dict):
         raise KinspectError(shown, "model_config is not a Keras model config",
                             ErrorKind.NOT_A_MODEL)
-    try:
-        root = parse_model_config(config, root_path=ROOT_PATH)
-    except ConfigStructureError as exc:
-        raise KinspectError(shown, f"unrecognized model config ({exc})",
-                            ErrorKind.CORRUPT) from exc
+    root = parse_root_config(config, shown)
     graph = ModelGraph(path=shown, format="keras-h5", root=root, raw_config=config)
     lazy = LazyH5(lambda: h5py.File(Path(path), "r"), f)
     graph.close = lazy.close

@@ -498,3 +498,15 @@ def normalize_training_config(raw: Any) -> dict[str, Any] | None:
         "metrics": normalize_metrics(raw.get("metrics")),
         "raw": raw,
     }
+
+
+def parse_root_config(model_config: dict[str, Any], shown: str) -> LayerNode:
+    """The model's layer tree rooted at ROOT_PATH; a malformed structure is a clean CORRUPT."""
+    from inspector.errors import ErrorKind, KinspectError
+    from inspector.graph import ROOT_PATH
+
+    try:
+        return parse_model_config(model_config, root_path=ROOT_PATH)
+    except ConfigStructureError as exc:
+        raise KinspectError(shown, f"unrecognized model config ({exc})",
+                            ErrorKind.CORRUPT) from exc

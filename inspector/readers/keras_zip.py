@@ -23,11 +23,10 @@ import h5py
 from inspector.errors import ErrorKind, KinspectError
 from inspector.graph import ContainerIssue, LayerNode, ModelGraph, WeightInfo
 from inspector.readers.detect import ZIP_CONFIG, ZIP_METADATA, ZIP_WEIGHTS, ZIP_WEIGHTS_NPZ
-from inspector.readers.h5_model import ROOT_PATH, h5_weight
+from inspector.readers.h5_model import h5_weight
 from inspector.readers.keras_config import (
-    ConfigStructureError,
     normalize_training_config,
-    parse_model_config,
+    parse_root_config,
 )
 from inspector.readers.optimizer_state import keras_zip_optimizer_iterations
 from inspector.readers.safe_io import H5Guard, LazyH5, attr, global_heap_problem, load_json
@@ -204,11 +203,7 @@ def read_keras_zip(path: str | os.PathLike[str]) -> ModelGraph:
         if not isinstance(config, dict) or "class_name" not in config:
             raise KinspectError(shown, "config.json is not a Keras model config",
                                 ErrorKind.NOT_A_MODEL)
-        try:
-            root = parse_model_config(config, root_path=ROOT_PATH)
-        except ConfigStructureError as exc:
-            raise KinspectError(shown, f"unrecognized model config ({exc})",
-                                ErrorKind.CORRUPT) from exc
+        root = parse_root_config(config, shown)
         graph = ModelGraph(path=shown, format="keras-zip", root=root, raw_config=config)
         graph.keras_version = metadata.get("keras_version") if isinstance(
             metadata.get("keras_version"), str) else None
