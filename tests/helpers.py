@@ -9,7 +9,10 @@ from typing import Any
 
 import jsonschema
 
+from inspector.graph import LayerNode, ModelGraph, TensorRef, WeightInfo
 from inspector.report.json_out import load_schema
+from inspector.rules.registry import Finding, run_rules, select_rules
+from inspector.stats import StatsCache
 
 
 @lru_cache(maxsize=1)
@@ -128,3 +131,38 @@ def assert_valid_sarif(text: str) -> dict[str, Any]:
                 if "index" in art:
                     assert artifacts[art["index"]]["location"]["uri"] == art["uri"]
     return log
+
+
+def chain(*layers: LayerNode, name: str = "model", training: dict[str, Any] | None = None,
+          outputs: list[str] | None = None, iterations: int | None = None,
+          loose: list[WeightInfo] | None = None) -> ModelGraph:
+    """A hand-built functional model feeding each layer into the next; paths under ``name``."""
+    root = LayerNode(name=name, path=name, class_name="Functional", config={}, role="model")
+    previous = "input_layer"
+    root.children.append(LayerNode(name=previous, path=f"{name}/{previous}",
+                                   class_name="InputLayer", config={}))
+    for node in layers:
+        node.calls[0].inputs = [TensorRef(previous)]
+        previous = node.name
+        root.children.append(node)
+    for node in root.children:
+        node.parent = root
+        _reroot(node, name)
+    outs = outputs or [layers[-1].name]
+    root.config["output_layers"] = [[o, 0, 0] for o in outs]
+    return ModelGraph(path="m.keras", format="keras-zip", root=root,
+                      output_layers=[f"{name}/{o}" for o in outs], training_config=training,
+                      optimizer_iterations=iterations, loose_weights=loose or [])
+
+
+def _reroot(node: LayerNode, prefix: str) -> None:
+    node.path = f"{prefix}/{node.name}"
+    for child in node.children:
+        _reroot(child, node.path)
+
+
+def findings(graph: ModelGraph, rule: str) -> list[Finding]:
+    """One rule's findings on a hand-built graph; a crashing rule fails the test."""
+    found, errors = run_rules(graph, StatsCache(), select_rules([rule], None))
+    assert not errors, errors
+    return found

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import chain, findings
 
-from inspector.graph import CallNode, LayerNode, ModelGraph, TensorRef
-from inspector.rules.registry import Finding, run_rules, select_rules
-from inspector.stats import StatsCache
+from inspector.graph import CallNode, LayerNode, ModelGraph
 
 
 def layer(name: str, cls: str, shape: tuple[int | None, ...] | None = None,
@@ -21,38 +20,6 @@ def layer(name: str, cls: str, shape: tuple[int | None, ...] | None = None,
     for child in node.children:
         child.parent = node
     return node
-
-
-def chain(*layers: LayerNode, name: str = "model", training: dict[str, Any] | None = None,
-          outputs: list[str] | None = None) -> ModelGraph:
-    """A functional model feeding each layer into the next; paths under ``name``."""
-    root = LayerNode(name=name, path=name, class_name="Functional", config={}, role="model")
-    previous = "input_layer"
-    root.children.append(LayerNode(name=previous, path=f"{name}/{previous}",
-                                   class_name="InputLayer", config={}))
-    for node in layers:
-        node.calls[0].inputs = [TensorRef(previous)]
-        previous = node.name
-        root.children.append(node)
-    for node in root.children:
-        node.parent = root
-        _reroot(node, name)
-    outs = outputs or [layers[-1].name]
-    root.config["output_layers"] = [[o, 0, 0] for o in outs]
-    return ModelGraph(path="m.keras", format="keras-zip", root=root,
-                      output_layers=[f"{name}/{o}" for o in outs], training_config=training)
-
-
-def _reroot(node: LayerNode, prefix: str) -> None:
-    node.path = f"{prefix}/{node.name}"
-    for child in node.children:
-        _reroot(child, node.path)
-
-
-def findings(graph: ModelGraph, rule: str) -> list[Finding]:
-    found, errors = run_rules(graph, StatsCache(), select_rules([rule], None))
-    assert not errors, errors
-    return found
 
 
 def training(loss: Any, lr: Any = 1e-3, optimizer: str = "Adam", **opt: Any) -> dict[str, Any]:

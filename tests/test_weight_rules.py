@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import chain, findings
 
-from inspector.graph import CallNode, LayerNode, ModelGraph, TensorRef, WeightInfo
-from inspector.rules.registry import Finding, run_rules, select_rules
-from inspector.stats import StatsCache
+from inspector.graph import CallNode, LayerNode, ModelGraph, WeightInfo
 
 
 class Values:
@@ -39,33 +38,6 @@ def layer(name: str, cls: str, weights: dict[str, Any] | None = None,
         node.weights.append(WeightInfo(wname, tuple(arr.shape), "float32",
                                        f"{name}/{wname}", Values(arr)))
     return node
-
-
-def chain(*layers: LayerNode, iterations: int | None = None,
-          loose: list[WeightInfo] | None = None) -> ModelGraph:
-    """A functional model feeding each layer into the next (paths ``model/<name>``)."""
-    root = LayerNode(name="model", path="model", class_name="Functional", config={},
-                     role="model")
-    previous = "input_layer"
-    root.children.append(LayerNode(name=previous, path=f"model/{previous}",
-                                   class_name="InputLayer", config={}))
-    for node in layers:
-        node.calls[0].inputs = [TensorRef(previous)]
-        previous = node.name
-        root.children.append(node)
-    for node in root.children:
-        node.parent = root
-        node.path = f"model/{node.name}"
-    root.config["output_layers"] = [[layers[-1].name, 0, 0]]
-    return ModelGraph(path="m.keras", format="keras-zip", root=root,
-                      output_layers=[f"model/{layers[-1].name}"],
-                      optimizer_iterations=iterations, loose_weights=loose or [])
-
-
-def findings(graph: ModelGraph, rule: str) -> list[Finding]:
-    found, errors = run_rules(graph, StatsCache(), select_rules([rule], None))
-    assert not errors, errors
-    return found
 
 
 RNG = np.random.default_rng(0)
