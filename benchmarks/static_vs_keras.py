@@ -18,19 +18,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-
-BUILD = r"""
-import sys
-out = sys.argv[1]
-import keras, tf_keras
-keras.applications.ResNet50(weights=None).save(out + "/resnet50.keras")
-tf_keras.applications.ResNet50(weights=None).save(out + "/resnet50_k2.h5")
-"""
+from resnet_cache import CACHE, ENV, NAMES, resnet50_files
 
 KERAS_LOAD = r"""
 import sys, io, contextlib
@@ -76,18 +67,14 @@ def run_measured(argv: list[str]) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "kinspect-bench"))
+    parser.add_argument("--cache", default=str(CACHE))
     args = parser.parse_args()
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    if not (cache / "resnet50.keras").exists() or not (cache / "resnet50_k2.h5").exists():
-        print(f"building ResNet50 fixtures in {cache} ...", flush=True)
-        subprocess.run([sys.executable, "-c", BUILD, str(cache)], check=True, env=ENV)
+    files = resnet50_files(Path(args.cache))
 
     py = sys.executable
     print(f"{'file':<18} {'step':<26} {'wall s':>8} {'peak MB':>8} {'vs keras':>9}")
-    for name in ("resnet50_k2.h5", "resnet50.keras"):
-        path = str(cache / name)
+    for name in NAMES:
+        path = str(files[name])
         steps = {
             "kinspect --json": [py, "-m", "inspector", "--json", "--no-probe", path],
             "keras load+summary": [py, "-c", KERAS_LOAD, path],

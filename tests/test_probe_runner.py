@@ -18,7 +18,7 @@ import pytest
 
 from inspector.graph import LayerNode, ModelGraph, TensorSpec
 from inspector.options import Options
-from inspector.probe import measure, protocol, runner
+from inspector.probe import layer_pass, measure, protocol, runner
 from inspector.probe.child import FAULT_ENV
 from inspector.probe.inputs import (
     DISTRIBUTIONS,
@@ -267,9 +267,175 @@ def test_layer_stats_dead_units_and_nan() -> None:
     out = np.zeros((16, 4))
     out[:, 0] = np.linspace(0, 1, 16)
     varied_input = (1.0, 0.8)                      # (across-input std, mean |value|)
-    row = measure.layer_stats("m/fc", object(), out, varied_input)
+    row = layer_pass.layer_stats("m/fc", object(), out, varied_input)
     assert row["dead_fraction"] == 0.75 and row["input_varied"] and not row["flat"]
-    flat = measure.layer_stats("m/fc", object(), np.zeros((16, 4)), varied_input)
-    assert flat["flat"] and measure.collapse_layer([row, flat]) == "m/fc"
-    nan = measure.layer_stats("m/fc", object(), np.full((4, 2), np.nan), None)
+    flat = layer_pass.layer_stats("m/fc", object(), np.zeros((16, 4)), varied_input)
+    assert flat["flat"] and layer_pass.collapse_layer([row, flat]) == "m/fc"
+    nan = layer_pass.layer_stats("m/fc", object(), np.full((4, 2), np.nan), None)
     assert nan["nan"] == 8 and nan["dead_fraction"] is None and not nan["flat"]
+
+
+class _FakeLayer:
+    """A layer whose ``call`` is looked up on the instance, as Keras layers' are."""
+
+    def __init__(self, fn: Any, activation: Any = None) -> None:
+        self.fn, self.activation = fn, activation
+
+    def call(self, x: np.ndarray) -> np.ndarray:
+        return self.fn(x)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _fake_model() -> list[tuple[str, _FakeLayer]]:
+    rng = np.random.default_rng(1)
+    w1, w2 = rng.normal(size=(6, 12)), rng.normal(size=(12, 3)) * 8
+    return [("m/fc", _FakeLayer(lambda x: np.maximum(x @ w1, 0.0))),
+            ("m/dead", _FakeLayer(lambda x: np.maximum(-np.abs(np.nan_to_num(x)) - 1, 0.0))),
+            ("m/out", _FakeLayer(lambda x: _sigmoid(x @ w2), activation=_sigmoid))]
+
+
+def _recorded(layers: list[tuple[str, _FakeLayer]], x: np.ndarray,
+              chunk: int) -> layer_pass.LayerRecorder:
+    recorder = layer_pass.LayerRecorder(layers, layer_pass.NUMPY_OPS)
+    for start in range(0, len(x), chunk):
+        with recorder.chunk():
+            h = x[start : start + chunk]
+            for _, layer in layers[:2]:
+                h = layer.call(h)
+            layers[2][1].call(layers[0][1].call(x[start : start + chunk]))
+    return recorder
+
+
+def test_chunked_recording_merges_to_the_one_call_rows() -> None:
+    layers = _fake_model()
+    x = np.random.default_rng(2).normal(size=(13, 6))
+    x[5, 2] = np.nan                                  # NaN in one chunk only
+    whole = _recorded(layers, x, 13).rows()
+    merged = _recorded(layers, x, 4).rows()           # 4 + 4 + 4 + 1 samples
+    assert [r["path"] for r in whole] == ["m/fc", "m/dead", "m/fc", "m/out"]
+    for a, b in zip(whole, merged, strict=True):
+        assert set(a) == set(b)
+        for key, value in a.items():
+            assert b[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+    assert whole[1]["dead_fraction"] == 1.0 and whole[1]["flat"]
+    assert whole[0]["nan"] == 12 and whole[0]["dead_fraction"] is None
+    assert whole[3]["nan"] == 3 and whole[3]["saturated_fraction"] is None
+    assert layer_pass.collapse_layer(whole) == "m/dead"
+    assert all("call" not in vars(layer) for _, layer in layers)   # unwrapped afterwards
+
+
+def test_recording_never_breaks_the_model_call() -> None:
+    class Failing(layer_pass.ArrayOps):
+        def summarize(self, value: Any) -> layer_pass.Summary | None:
+            raise RuntimeError("boom")
+
+    layers = _fake_model()
+    recorder = layer_pass.LayerRecorder(layers, Failing())
+    with recorder.chunk():
+        out = layers[0][1].call(np.ones((2, 6)))
+    assert out.shape == (2, 12)
+    assert recorder.rows() == [] and recorder.errors == ["m/fc: RuntimeError: boom"]
+
+
+def test_chunks_that_called_other_layers_are_not_merged() -> None:
+    layers = _fake_model()
+    recorder = layer_pass.LayerRecorder(layers, layer_pass.NUMPY_OPS)
+    with recorder.chunk():
+        layers[0][1].call(np.ones((2, 6)))
+    with recorder.chunk():
+        layers[2][1].call(np.ones((3, 12)))
+    assert not recorder.merged()
+    assert [(r["path"], r["shape"]) for r in recorder.rows()] == [("m/fc", [2, 12])]
+
+
+TENSOR_OPS_CHECK = r"""
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, tensorflow as tf
+from inspector.probe.layer_pass import NUMPY_OPS, STAT_UNITS
+from inspector.probe.tensor_ops import TensorOps
+rng = np.random.default_rng(0)
+big = rng.normal(size=(3, 40, 40, 7)).astype("float32")       # > STAT_UNITS units
+bad = rng.normal(size=(4, 5)).astype("float32")
+bad[1, 2], bad[3, 0] = np.nan, np.inf
+cases = {"big": big, "bad": bad, "relu": np.maximum(big, 0), "rank1": bad[:, 0].copy(),
+         "int": rng.integers(0, 9, size=(4, 3)), "bool": rng.random((4, 3)) > 0.5}
+assert big[0].size > STAT_UNITS
+ops, diffs = TensorOps(tf), {}
+for name, a in cases.items():
+    n, t = NUMPY_OPS.summarize(a), ops.summarize(tf.constant(a))
+    same = (n.shape == t.shape and n.nan == t.nan and n.inf == t.inf
+            and np.allclose(n.sample, t.sample) and n.sample.shape == t.sample.shape)
+    if not n.nan and not n.inf:
+        same = same and np.allclose(n.col_max, t.col_max) and np.allclose(n.col_min, t.col_min)
+    diffs[name] = bool(same)
+diffs["string"] = ops.summarize(tf.constant(["a", "b"])) is None
+print(json.dumps(diffs))
+"""
+
+
+@pytest.mark.tf
+def test_tensor_ops_summaries_equal_numpy_ones() -> None:
+    proc = subprocess.run([sys.executable, "-c", TENSOR_OPS_CHECK], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    same = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(same.values()), same
+
+
+def _weights_h5(kernel: np.ndarray, optimizer: bool = False) -> bytes:
+    import io
+
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5.create_dataset("layers/dense/vars/0", data=kernel)
+        h5.create_group("vars")
+        if optimizer:
+            h5.create_dataset("optimizer/vars/0", data=np.arange(3.0))
+    return buffer.getvalue()
+
+
+def _archive(path: Path, config: dict[str, Any], weights: bytes, version: str = "3.15.1") -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": version, "date_saved": str(path)}))
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("model.weights.h5", weights)
+    return path
+
+
+def test_saved_archive_equal_to_the_source_needs_no_reload(tmp_path: Path) -> None:
+    """What load_model(compile=False) reads is compared: ids of shared objects, the compile
+    config and the optimizer state are not."""
+    from inspector.probe.archive_compare import archive_difference
+
+    policy = {"class_name": "DTypePolicy", "config": {"name": "float32"}}
+    layers = [{"class_name": "Dense", "config": {"units": 3, "dtype": policy}}]
+    shared = [{"class_name": "Dense", "config": {"units": 3, "dtype": {
+        **policy, "shared_object_id": 140677}}}]
+    config = {"class_name": "Functional", "config": {"layers": shared},
+              "compile_config": {"optimizer": "adam"}}
+    resaved = {"class_name": "Functional", "config": {"layers": layers}}
+    kernel = np.random.default_rng(0).normal(size=(300, 400))      # several read chunks
+    source = _archive(tmp_path / "a.keras", config, _weights_h5(kernel, optimizer=True))
+    same = _archive(tmp_path / "b.keras", resaved, _weights_h5(kernel))
+    assert archive_difference(source, same) is None
+    assert archive_difference(same, same) is None                  # byte-identical fast path
+    changed = {"class_name": "Functional", "config": {"layers": [
+        {"class_name": "Dense", "config": {"units": 4, "dtype": policy}}]}}
+    assert archive_difference(source, _archive(tmp_path / "c.keras", changed,
+                                               _weights_h5(kernel))) == "config.json changed"
+    flipped = kernel.copy()
+    flipped[299, 399] = np.nextafter(flipped[299, 399], 0)
+    assert archive_difference(source, _archive(tmp_path / "d.keras", resaved,
+                                               _weights_h5(flipped))) == "model.weights.h5 changed"
+    older = _archive(tmp_path / "e.keras", resaved, _weights_h5(kernel), version="3.0.0")
+    assert archive_difference(source, older) == "written by another Keras version"
+    (tmp_path / "f.keras").write_bytes(b"not a zip")
+    assert archive_difference(source, tmp_path / "f.keras") == "not comparable (BadZipFile)"

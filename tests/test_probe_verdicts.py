@@ -38,6 +38,10 @@ UNLOADABLE = {"rnn/k3.h5": "NotEqual"}
 EXPECTED_LOADER = {"k3.keras": "keras3", "k3.h5": "keras3", "k2_savedmodel": "tf_keras",
                    "k3_export": "tf.saved_model"}
 SAMPLES = 24
+# Per-layer passes forced into chunks (big models run them so): the merged rows must equal
+# the one-call rows of the same model (keys: the unchunked case names).
+CHUNKED = {"healthy:transfer/k3.keras": (MODELS / "transfer" / "k3.keras", 5),
+           "broken:collapsed_dead_relu": (PROBE / "collapsed_dead_relu.keras", 7)}
 
 
 def _healthy() -> list[Path]:
@@ -92,6 +96,8 @@ def results(extra_inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
             cases[f"unloadable:{rel}"] = _plan(MODELS / rel)
     if (MODELS / "rnn" / "k3.keras").exists():
         cases["tokens:rnn"] = _plan(MODELS / "rnn" / "k3.keras")
+    for name, (path, chunk) in CHUNKED.items():
+        cases[f"chunked:{name}"] = _plan(path, layer_chunk=chunk)
     names = list(cases)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-m", "inspector.probe", "-"],
@@ -167,6 +173,48 @@ def test_probe_layer_paths_are_the_graph_paths(results: dict[str, Any], path: st
     assert recorded and recorded <= graph_paths, sorted(recorded - graph_paths)
     dead = results["broken:collapsed_dead_relu"]["probe"]["collapse_layer"]
     assert dead in {n.path for n in open_model(PROBE / "collapsed_dead_relu.keras").walk()}
+
+
+@pytest.mark.parametrize("name", sorted(CHUNKED))
+def test_chunked_layer_pass_gives_the_one_call_rows(results: dict[str, Any], name: str) -> None:
+    whole, chunked = results[name]["probe"], results[f"chunked:{name}"]["probe"]
+    assert chunked["checks"]["layers"]["chunks"] > 1
+    assert chunked["checks"]["layers"]["chunks_merged"]
+    assert chunked["checks"]["layers"]["record_errors"] == []
+    assert [r["path"] for r in chunked["layers"]] == [r["path"] for r in whole["layers"]]
+    for a, b in zip(whole["layers"], chunked["layers"], strict=True):
+        assert a["shape"] == b["shape"] and a["flat"] == b["flat"], a["path"]
+        assert a["dead_fraction"] == b["dead_fraction"], a["path"]
+        assert a["saturated_fraction"] == b["saturated_fraction"], a["path"]
+        for key in ("across_input_std", "mean_abs", "input_std"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-7), (a["path"], key)
+    assert chunked["collapse_layer"] == whole["collapse_layer"]
+    assert chunked["verdict"] == whole["verdict"]
+
+
+@pytest.mark.parametrize("path", [str(p.relative_to(MODELS)) for p in _healthy()
+                                  if p.suffix in (".keras", ".h5")])
+def test_round_trip_reloads_unless_the_saved_file_is_the_source(results: dict[str, Any],
+                                                                path: str) -> None:
+    """A .keras source that the running Keras wrote and saves back identically is not
+    reloaded (the reload would rebuild the same model); every other source is. transfer's
+    nested base model was frozen (trainable=False) and Keras 3 loads it trainable, so its
+    resaved config differs: reloaded, with the same outputs."""
+    import zipfile
+
+    probe = results[f"healthy:{path}"]["probe"]
+    trip = probe["checks"]["roundtrip"]
+    assert trip["mismatch"] is False and trip["max_rel_diff"] <= trip["threshold"]
+    source = MODELS / path
+    if source.suffix == ".keras":
+        meta = json.loads(zipfile.ZipFile(source).read("metadata.json"))
+        if meta["keras_version"] == probe["versions"]["keras"] and probe["loader"] == "keras3":
+            expected = ("reloaded and run (config.json changed)" if path.startswith("transfer/")
+                        else "not reloaded")
+            assert trip["compared"].startswith(expected), trip
+            return
+    assert trip["compared"].startswith("reloaded and run"), trip
 
 
 def test_training_pass_runs_only_where_it_can_differ(results: dict[str, Any]) -> None:

@@ -7,8 +7,8 @@ logs and stray prints can never corrupt the event stream.
 
 Plan keys: ``path``, ``format`` (static reader's name, informational), ``inputs`` (static
 specs, used when the loaded object declares none), ``vocab`` (smallest Embedding input_dim),
-``options`` {device, samples, seed, inputs, trust, memory_mb}; or ``{"batch": [plan, ...]}``
-(see ``_run_one``).
+``options`` {device, samples, seed, inputs, trust, memory_mb, layer_chunk (tests)}; or
+``{"batch": [plan, ...]}`` (see ``_run_one``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from typing import Any, TextIO
 
 from inspector.graph import ROOT_PATH
 from inspector.probe import protocol
+from inspector.probe.archive_compare import archive_difference
 from inspector.probe.inputs import InputsError, InputSpec, load_real_inputs
 from inspector.probe.measure import PREDICT_BATCH, Timer, run_measurements
+from inspector.probe.tensor_ops import TensorOps
 
 FAULT_ENV = "KINSPECT_PROBE_FAULT"   # test hook: segfault | hang | exit | oom | noresult
 
@@ -72,6 +74,8 @@ class LoadedModel:
         self.tf, self.obj, self.loader, self.lib = tf, obj, loader, lib
         self.trust, self.workdir = trust, workdir
         self.has_layers = loader != "tf.saved_model"
+        self.array_ops = TensorOps(tf)
+        self.source: Path | None = None     # the file it was loaded from (private copy)
         self.supports_training_flag = self.has_layers
         if self.has_layers:
             self.specs = self._keras_specs(fallback_specs, vocab)
@@ -169,12 +173,21 @@ class LoadedModel:
         for variable, value in state:
             variable.assign(value)
 
-    def save_reload(self) -> LoadedModel:
+    def save_reload(self) -> tuple[LoadedModel | None, str]:
+        """The model saved to a temporary .keras and loaded again, and how the two are
+        compared. None instead of a copy when the saved archive holds exactly what the
+        user's .keras held: reloading it would rebuild this very model."""
         target = self.workdir / "roundtrip.keras"
         self.obj.save(str(target))
+        why = "the source is not a .keras archive"
+        if self.source is not None and self.source.suffix == ".keras":
+            why = archive_difference(self.source, target) or ""
+            if not why:
+                return None, ("not reloaded: the saved .keras holds the loaded one's config "
+                              "and byte-identical weights")
         again = _load_keras(self.lib, target, self.trust)
-        return LoadedModel(self.tf, again, self.loader, self.lib, self.trust, self.workdir,
-                           self.specs, None)
+        return (LoadedModel(self.tf, again, self.loader, self.lib, self.trust, self.workdir,
+                            self.specs, None), f"reloaded and run ({why})")
 
 
 def _embedding_bounds(model: Any) -> tuple[int | None, bool]:
@@ -381,8 +394,9 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
         workdir = Path(tmp)
         emit({"event": "stage", "stage": "load", "message": f"loading {source.name}"})
         with timer.stage("load"):
-            model, notes = load(tf, _copy_in(source, workdir), trust, workdir, specs,
-                                plan.get("vocab"))
+            private = _copy_in(source, workdir)
+            model, notes = load(tf, private, trust, workdir, specs, plan.get("vocab"))
+            model.source = private
         real = None
         if opts.get("inputs"):
             emit({"event": "stage", "stage": "inputs", "message": "reading --inputs"})
@@ -392,7 +406,7 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
                 except InputsError as exc:
                     raise ProbeError("inputs", str(exc)) from None
         body = run_measurements(model, int(opts.get("samples", 64)), int(opts.get("seed", 0)),
-                                real, emit, timer)
+                                real, emit, timer, opts.get("layer_chunk"))
         used = _device_used(tf, device)
     import keras
 

@@ -26,6 +26,14 @@ from inspector.probe.inputs import (
     distributions_for,
     random_batch,
 )
+from inspector.probe.layer_pass import (
+    FLAT_ABS,
+    ArrayOps,
+    LayerRecorder,
+    collapse_layer,
+    finite,
+    variation,
+)
 from inspector.probe.protocol import VERDICT_KEYS
 
 # An output is collapsed when no unit varies across inputs: for probabilities, no unit's std
@@ -33,9 +41,6 @@ from inspector.probe.protocol import VERDICT_KEYS
 # below COLLAPSE_REL of the output's mean magnitude.
 COLLAPSE_PROB_STD = 2e-3
 COLLAPSE_REL = 1e-4
-# A layer output is flat (collapse_layer candidate) when its variation is this small.
-FLAT_REL = 1e-5
-FLAT_ABS = 1e-7
 # Differences between two runs that should be equal, relative to the output's magnitude.
 SAME_REL = 1e-4
 # A classifier predicting one class for >= TOP_CLASS_COLLAPSE of inputs with every
@@ -56,7 +61,7 @@ TRAIN_PASSES = 2
 # the traced function instead of retracing it for a new batch shape (seconds on a ResNet50).
 PREDICT_BATCH = 32
 BIG_SECONDS_PER_SAMPLE = 0.02   # ResNet50 on 2 CPU cores: ~0.09; an MLP: < 0.01
-STAT_UNITS = 8192
+LAYER_CHUNK = 4
 MAX_UNITS_SHOWN = 32
 
 # The collapsed verdict looks at unit-scale ranges: tiny weights of a model that learned
@@ -74,21 +79,18 @@ class Model(Protocol):
     output_names: list[str]
     has_layers: bool
     supports_training_flag: bool
+    array_ops: ArrayOps
 
     def predict(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
     def call(self, arrays: list[np.ndarray], training: bool | None = None) -> list[np.ndarray]: ...
     def layers(self) -> list[tuple[str, Any]]: ...
     def sublayers(self) -> list[Any]: ...
-    def save_reload(self) -> Model: ...
+    def save_reload(self) -> tuple[Model | None, str]: ...
     def get_state(self) -> Any: ...
     def set_state(self, state: Any) -> None: ...
 
 
 # ----------------------------------------------------------------------------- statistics
-
-
-def _finite(a: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(a), a, 0.0)
 
 
 def output_stats(name: str, arr: np.ndarray) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def output_stats(name: str, arr: np.ndarray) -> dict[str, Any]:
     n = a.shape[0] if a.ndim else 1
     flat = a.reshape(n, -1)
     nan, inf = int(np.isnan(flat).sum()), int(np.isinf(flat).sum())
-    f = _finite(flat)
+    f = finite(flat)
     per_unit = f.std(axis=0) if n > 1 else np.zeros(flat.shape[1])
     lo, hi = float(f.min()) if f.size else 0.0, float(f.max()) if f.size else 0.0
     probability = f.size > 0 and lo >= 0.0 and hi <= 1.0 + 1e-6
@@ -123,9 +125,9 @@ def _class_histogram(a: np.ndarray, probability: bool) -> dict[str, Any]:
     if a.ndim < 2:
         return {"class_histogram": None, "top_class": None, "top_class_fraction": None}
     if a.shape[-1] > 1:
-        classes = np.argmax(_finite(a), axis=-1).reshape(-1)
+        classes = np.argmax(finite(a), axis=-1).reshape(-1)
     elif probability:
-        classes = (_finite(a)[..., 0] > 0.5).astype(int).reshape(-1)
+        classes = (finite(a)[..., 0] > 0.5).astype(int).reshape(-1)
     else:
         return {"class_histogram": None, "top_class": None, "top_class_fraction": None}
     values, counts = np.unique(classes, return_counts=True)
@@ -157,151 +159,6 @@ def _responsive(stats: dict[str, Any]) -> bool:
     return bool(stats["std_max"] >= RESPONSIVE_REL * max(stats["mean_abs"], 1e-12))
 
 
-def _variation(a: np.ndarray) -> tuple[float, float]:
-    """(mean per-unit std across inputs, mean |value|) over finite values, in float32 and on
-    at most STAT_UNITS evenly spaced units: activations of big models are hundreds of MB and
-    the mean over units is estimated just as well from a sample."""
-    flat = np.asarray(a).reshape(a.shape[0], -1)
-    if flat.shape[1] > STAT_UNITS:
-        flat = flat[:, :: -(-flat.shape[1] // STAT_UNITS)]
-    flat = flat.astype("float32", copy=False)
-    if not np.isfinite(flat).all():
-        flat = _finite(flat)
-    std = float(flat.std(axis=0).mean(dtype="float64")) if flat.shape[0] > 1 and flat.size else 0.0
-    return std, float(np.abs(flat).mean(dtype="float64")) if flat.size else 0.0
-
-
-def _flat(std: float, mean_abs: float) -> bool:
-    return std <= FLAT_ABS or std / max(mean_abs, 1e-12) < FLAT_REL
-
-
-def _bounds(layer: Any) -> tuple[float, float] | None:
-    """The activation's output range when it saturates (sigmoid, tanh, relu6, softmax)."""
-    act = getattr(layer, "activation", None)
-    name = getattr(act, "__name__", "") if act is not None else ""
-    if name in ("sigmoid", "hard_sigmoid", "softmax"):
-        return (0.0, 1.0)
-    if name in ("tanh", "softsign"):
-        return (-1.0, 1.0)
-    if name == "relu6":
-        return (0.0, 6.0)
-    max_value = getattr(layer, "max_value", None)
-    if type(layer).__name__ == "ReLU" and max_value is not None:
-        return (0.0, float(max_value))
-    return None
-
-
-def layer_stats(path: str, layer: Any, out: np.ndarray,
-                inp: tuple[float, float] | None) -> dict[str, Any]:
-    """Across-input std, dead and saturated unit fractions, NaN/Inf of one layer's output;
-    ``inp`` is the (std, mean |value|) of the layer's input."""
-    a = np.asarray(out)
-    std, mean_abs = _variation(a)
-    units = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(-1, 1)
-    # one max and one min pass per unit serve every check: NaN and Inf show up in them
-    # (activations of big models are hundreds of MB, each extra full pass costs)
-    col_max = units.max(axis=0) if units.size else units[:0]
-    col_min = units.min(axis=0) if units.size else units[:0]
-    has_nan = not bool(np.isfinite(col_max).all() and np.isfinite(col_min).all())
-    nan = int(np.isnan(units).sum()) if has_nan else 0
-    inf = int(np.isinf(units).sum()) if has_nan else 0
-    dead = None
-    if units.size and not has_nan and float(col_min.min()) >= 0.0:   # ReLU-like: may never fire
-        dead = float((col_max <= 0.0).mean())
-    saturated = None
-    bounds = _bounds(layer)
-    if bounds is not None and units.size and not has_nan:
-        tol = 1e-3 * (bounds[1] - bounds[0])
-        low = (col_max <= bounds[0] + tol)
-        high = (col_min >= bounds[1] - tol)
-        saturated = float((low | high).mean())
-    row: dict[str, Any] = {
-        "path": path,
-        "class_name": type(layer).__name__,
-        "shape": list(a.shape),
-        "across_input_std": std,
-        "mean_abs": mean_abs,
-        "dead_fraction": dead,
-        "saturated_fraction": saturated,
-        "nan": nan,
-        "inf": inf,
-        "flat": (not has_nan) and _flat(std, mean_abs),
-        "input_varied": None,
-    }
-    if inp is not None:
-        row["input_std"] = inp[0]
-        row["input_varied"] = not _flat(*inp)
-    return row
-
-
-def _first_array(value: Any) -> np.ndarray | None:
-    if isinstance(value, dict):
-        value = next(iter(value.values()), None)
-    if isinstance(value, (list, tuple)):
-        value = value[0] if value else None
-    if value is None or not hasattr(value, "shape"):
-        return None
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError):
-        return None
-    return arr if arr.ndim >= 1 and arr.dtype.kind in "fiub" else None
-
-
-@contextmanager
-def _recording(layers: list[tuple[str, Any]], rows: list[dict[str, Any]]) -> Iterator[None]:
-    """Wrap each layer's ``call`` so one eager forward pass records every layer, nested ones
-    included (a multi-output model cannot reach inside nested models or shared layers).
-
-    A layer's input is usually the previous layer's output tensor: its variation is cached
-    by tensor identity (the tensor is kept alive so the id cannot be reused)."""
-    seen: dict[int, tuple[Any, tuple[float, float]]] = {}
-
-    def variation_of(value: Any) -> tuple[float, float] | None:
-        key = id(value)
-        if key not in seen:
-            arr = _first_array(value)
-            if arr is None or arr.ndim < 1:
-                return None
-            seen[key] = (value, _variation(arr))
-        return seen[key][1]
-
-    patched = []
-    for path, layer in layers:
-        original = layer.call
-
-        def wrapped(*args: Any, __orig: Any = original, __path: str = path,
-                    __layer: Any = layer, **kwargs: Any) -> Any:
-            result = __orig(*args, **kwargs)
-            out = _first_array(result)
-            if out is not None and out.ndim >= 1:
-                inp = variation_of(args[0]) if args else None
-                row = layer_stats(__path, __layer, out, inp)
-                seen[id(result)] = (result, (row["across_input_std"], row["mean_abs"]))
-                rows.append(row)
-            return result
-
-        try:
-            layer.call = wrapped
-        except (AttributeError, TypeError):
-            continue
-        patched.append(layer)
-    try:
-        yield
-    finally:
-        seen.clear()
-        for layer in patched:
-            vars(layer).pop("call", None)
-
-
-def collapse_layer(rows: list[dict[str, Any]]) -> str | None:
-    """The first layer whose output is flat while its input still varied."""
-    for row in rows:
-        if row["flat"] and row.get("input_varied"):
-            return str(row["path"])
-    return None
-
-
 # ----------------------------------------------------------------------------- checks
 
 
@@ -309,7 +166,7 @@ def _max_rel_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     """Largest |a-b| over all outputs relative to the outputs' magnitude (NaN-safe)."""
     worst = 0.0
     for x, y in zip(a, b, strict=True):
-        x64, y64 = _finite(np.asarray(x, "float64")), _finite(np.asarray(y, "float64"))
+        x64, y64 = finite(np.asarray(x, "float64")), finite(np.asarray(y, "float64"))
         scale = max(float(np.abs(x64).max()) if x64.size else 0.0, 1e-6)
         worst = max(worst, float(np.abs(x64 - y64).max()) / scale if x64.size else 0.0)
     return worst
@@ -318,16 +175,22 @@ def _max_rel_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def nondeterminism(model: Model, batch: list[np.ndarray], predict_batch: list[np.ndarray],
                    predicted: list[np.ndarray],
                    inference: list[np.ndarray] | None = None) -> dict[str, Any]:
-    """``predict_batch`` again through predict() (vs ``predicted``, its earlier predict()
-    outputs) and ``batch`` through plain model(x) calls.
+    """predict() (``predicted``: its outputs for ``predict_batch``) and plain model(x) calls
+    on ``batch`` (a prefix of ``predict_batch``), each compared with a second run.
 
     Keras 3 predict() forces training=False and hides a hard-coded training=True; a plain
     call does not, so both paths are measured. ``inference`` (eager training=False outputs of
-    ``batch``, already computed) stands in for the second plain call when the first matches
-    it: a plain call equal to the deterministic inference pass is not random. Otherwise the
-    plain call runs twice, so a deterministic difference (training=True hard-coded on
-    BatchNormalization) is never mistaken for randomness."""
-    d_predict = _max_rel_diff(predicted, model.predict(predict_batch))
+    ``batch``, already computed by the per-layer pass) is an independent run of both: a
+    predict() or plain call that matches it is not random, and only a path that does not
+    match it runs again. The plain call then runs twice, so a deterministic difference
+    (training=True hard-coded on BatchNormalization) is never mistaken for randomness."""
+    k = int(batch[0].shape[0])
+    d_predict, predict_against, predict_samples = None, "inference pass", k
+    if inference is not None:
+        d_predict = _max_rel_diff([p[:k] for p in predicted], inference)
+    if d_predict is None or d_predict > SAME_REL:
+        d_predict = _max_rel_diff(predicted, model.predict(predict_batch))
+        predict_against, predict_samples = "second predict()", int(predict_batch[0].shape[0])
     first = model.call(batch)
     d_call = None
     against = "inference pass"
@@ -335,9 +198,9 @@ def nondeterminism(model: Model, batch: list[np.ndarray], predict_batch: list[np
         d_call = _max_rel_diff(inference, first)
     if d_call is None or d_call > SAME_REL:
         d_call, against = _max_rel_diff(first, model.call(batch)), "second plain call"
-    return {"predict_max_rel_diff": d_predict, "call_max_rel_diff": d_call,
-            "call_compared_with": against, "samples": int(batch[0].shape[0]),
-            "predict_samples": int(predict_batch[0].shape[0]), "threshold": SAME_REL,
+    return {"predict_max_rel_diff": d_predict, "predict_compared_with": predict_against,
+            "call_max_rel_diff": d_call, "call_compared_with": against, "samples": k,
+            "predict_samples": predict_samples, "threshold": SAME_REL,
             "nondeterministic": max(d_predict, d_call) > SAME_REL}
 
 
@@ -360,7 +223,7 @@ def batch_dependence(model: Model, batch: list[np.ndarray], singles: int,
 def _signal_std(runs: list[np.ndarray]) -> np.ndarray:
     """Per-unit std across inputs of the mean of several training-mode passes, with the
     pass-to-pass (dropout) noise subtracted, so noise is not mistaken for a response."""
-    stack = np.stack([_finite(np.asarray(r, "float64")).reshape(r.shape[0], -1) for r in runs])
+    stack = np.stack([finite(np.asarray(r, "float64")).reshape(r.shape[0], -1) for r in runs])
     mean = stack.mean(axis=0)
     var = mean.var(axis=0)
     if len(runs) > 1:
@@ -375,9 +238,9 @@ def _gap_one(model: Model, batch: list[np.ndarray], infer: list[np.ndarray],
     ratios, agreements, dead_only_in_infer = [], [], []
     for j, x in enumerate(infer):
         outs = [r[j] for r in runs]
-        x64 = _finite(np.asarray(x, "float64"))
-        y64 = np.mean([_finite(np.asarray(o, "float64")) for o in outs], axis=0)
-        spread = _variation(x64)[0] + _variation(y64)[0]
+        x64 = finite(np.asarray(x, "float64"))
+        y64 = np.mean([finite(np.asarray(o, "float64")) for o in outs], axis=0)
+        spread = variation(x64)[0] + variation(y64)[0]
         diff = float(np.abs(x64 - y64).mean())
         ratios.append(diff / max(spread, 1e-9) if diff > FLAT_ABS else 0.0)
         if x64.ndim >= 2 and x64.shape[-1] > 1:
@@ -393,7 +256,8 @@ def _gap_one(model: Model, batch: list[np.ndarray], infer: list[np.ndarray],
 
 
 def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
-                    inferred: dict[str, list[np.ndarray]], passes: int) -> dict[str, Any]:
+                    inferred: dict[str, list[np.ndarray]], passes: int,
+                    max_ranges: int | None = None) -> dict[str, Any]:
     """training=True vs the inference outputs already predicted, on a few samples of every
     input range (or the real inputs, keyed ``real``).
 
@@ -403,10 +267,13 @@ def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
     statistics, so they are restored after each range.
 
     Without real inputs the verdict needs a large difference on every range, so the ranges
-    after the first one without it cannot change it and are not run (``not_run``)."""
+    after the first one without it cannot change it and are not run (``not_run``). Ranges
+    come in the order given, the ones the model works on first: a healthy model shows no
+    gap on its own range and stops there, while BatchNormalization statistics that never
+    moved show one on every range, so big models try at most ``max_ranges`` of them."""
     saved = model.get_state()
     per = {}
-    for dist, batch in batches.items():
+    for dist, batch in list(batches.items())[:max_ranges]:
         try:
             per[dist] = _gap_one(model, batch, inferred[dist], passes)
         finally:
@@ -421,7 +288,7 @@ def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
                         if v["inference_collapsed_training_varies"] and d == "real")
     return {"per_distribution": per, "min_diff_over_spread": everywhere,
             "not_run": [d for d in batches if d not in per],
-            "inference_collapses_on": collapsing, "passes": passes,
+            "inference_collapses_on": collapsing, "passes": passes, "max_ranges": max_ranges,
             "samples": int(next(iter(batches.values()))[0].shape[0]),
             "threshold_ratio": GAP_RATIO,
             "train_infer_gap": bool(collapsing) or everywhere > GAP_RATIO}
@@ -431,10 +298,12 @@ def roundtrip(model: Model, batch: list[np.ndarray],
               predicted: list[np.ndarray]) -> dict[str, Any]:
     """Save to a temporary .keras, reload with the same library, compare with the original's
     predict() outputs. The reloaded copy runs eagerly: tracing a second model's predict
-    function costs more than the comparison (eager and graph agree far below SAME_REL)."""
-    again = model.save_reload()
-    diff = _max_rel_diff(predicted, again.call(batch, training=False))
-    return {"max_rel_diff": diff, "threshold": SAME_REL, "mismatch": diff > SAME_REL}
+    function costs more than the comparison (eager and graph agree far below SAME_REL).
+    No reload when the saved file provably holds the same model (see archive_compare)."""
+    again, how = model.save_reload()
+    diff = 0.0 if again is None else _max_rel_diff(predicted, again.call(batch, training=False))
+    return {"max_rel_diff": diff, "threshold": SAME_REL, "mismatch": diff > SAME_REL,
+            "compared": how}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -470,23 +339,29 @@ class Sizes:
     stay a fraction of the predict time the user would pay anyway."""
 
     layer_per_dist: int = 16
+    layer_chunk: int | None = None      # samples per eager call of the per-layer pass
     check: int = 16
     gap: int = 8
+    gap_ranges: int | None = None       # at most this many input ranges in the gap check
     singles: int = 6
 
     @classmethod
     def for_cost(cls, seconds_per_sample: float) -> Sizes:
         if seconds_per_sample > BIG_SECONDS_PER_SAMPLE:
-            # eager calls of a ResNet50 cost ~0.3 s + 0.1 s per sample: few samples, and
-            # check <= layer_per_dist so the per-layer pass's outputs can be reused;
-            # BatchNormalization's batch statistics need a few samples in the gap check
-            return cls(layer_per_dist=3, check=3, gap=4, singles=2)
+            # eager calls of a ResNet50 cost ~0.15 s + 0.05 s per sample once warm, plus
+            # the first touch of the memory they keep alive: few samples, in chunks (see
+            # layer_pass), and check <= layer_per_dist so the per-layer pass's outputs can
+            # be reused; BatchNormalization's batch statistics need a few samples in the gap
+            # check
+            return cls(layer_per_dist=2, layer_chunk=LAYER_CHUNK, check=2, gap=4, gap_ranges=2,
+                       singles=1)
         return cls()
 
 
 def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | None,
-                     emit: Emit, timer: Timer) -> dict[str, Any]:
-    """Every measurement, in order, with progress events; returns the probe section body."""
+                     emit: Emit, timer: Timer, layer_chunk: int | None = None) -> dict[str, Any]:
+    """Every measurement, in order, with progress events; returns the probe section body.
+    ``layer_chunk`` forces the per-layer pass into chunks of that many samples (tests)."""
     specs = model.specs
     dists = distributions_for(specs)
     steps = len(dists) + (1 if real else 0) + 6
@@ -515,6 +390,8 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
                           "nan": sum(s["nan"] + s["inf"] for s in stats)}
     # the fastest range is the one that paid no tracing: the model's own cost per sample
     sizes = Sizes.for_cost(min(durations) / max(1, samples))
+    if layer_chunk:
+        sizes.layer_chunk = layer_chunk
     real_section = None
     if real is not None:
         progress("outputs", f"predict on {real.count} real inputs")
@@ -527,6 +404,7 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
                         "nan": sum(s["nan"] + s["inf"] for s in stats)}
 
     primary = _primary(per_dist, dists)
+    working = [d for d in dists if not per_dist[d]["collapsed"] and not per_dist[d]["nan"]]
     key = "real" if real is not None else primary
     check_batch = [a[: sizes.check] for a in batches[key]]
     check_pred = [o[: sizes.check] for o in predicted[key]]
@@ -556,7 +434,8 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
               else {"skipped": "no Keras model object (SavedModel signature)"})
     progress("training", "training=True vs training=False")
     with timer.stage("training"):
-        keys = ["real"] if real is not None else list(dists)
+        keys = ["real"] if real is not None else sorted(
+            dists, key=lambda d: (d != primary, d not in working))     # stable otherwise
         gap_in = {k: [a[: sizes.gap] for a in batches[k]] for k in keys}
         gap_ref = {k: [o[: sizes.gap] for o in predicted[k]] for k in keys}
         sublayers = model.sublayers() if model.has_layers else []
@@ -568,7 +447,8 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
                               "noise, normalization, random or custom layers)",
                    "train_infer_gap": False}
         else:
-            gap = _guarded(lambda: train_infer_gap(model, gap_in, gap_ref, passes))
+            gap = _guarded(lambda: train_infer_gap(model, gap_in, gap_ref, passes,
+                                                   sizes.gap_ranges))
     emit({"event": "progress", "stage": "training", "fraction": 1.0})
 
     collapsed_on = [d for d in dists if d in UNIT_SCALE and per_dist[d]["collapsed"]]
@@ -577,7 +457,6 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
             [d for d in dists if d in UNIT_SCALE]):
         shown = collapsed_on[0]        # show the collapse, not the one range that escapes it
     reference = real_section if real_section is not None else per_dist[shown]
-    working = [d for d in dists if not per_dist[d]["collapsed"] and not per_dist[d]["nan"]]
     responsive = [d for d in working if all(_responsive(s) for s in per_dist[d]["outputs"])]
     eager_nan = layer_section.get("eager_output_nan")
     graph_nan = any(per_dist[d]["nan"] for d in dists) or bool(real_section
@@ -675,12 +554,19 @@ def _layers(model: Model, real: RealInputs | None, batches: dict[str, list[np.nd
         k = sizes.layer_per_dist
         mixed = [np.concatenate([batches[d][i][:k] for d in dists])
                  for i in range(len(model.specs))]
-    rows: list[dict[str, Any]] = []
     layers = model.layers() if model.has_layers else []
-    with _recording(layers, rows):
-        outs = model.call(mixed, training=False)
+    recorder = LayerRecorder(layers, model.array_ops)
+    total = len(mixed[0])
+    step = sizes.layer_chunk or total
+    parts = []
+    for start in range(0, total, step):
+        with recorder.chunk():
+            parts.append(model.call([a[start : start + step] for a in mixed], training=False))
+    outs = [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
     eager_nan = any(int((~np.isfinite(np.asarray(o, "float64"))).sum()) for o in outs)
+    rows = recorder.rows()
     # "outputs" is popped by run_measurements (reused by later checks), never reported
-    return {"rows": rows, "collapse_layer": collapse_layer(rows), "samples": len(mixed[0]),
-            "recorded": len(rows), "walked": len(layers), "eager_output_nan": eager_nan,
-            "outputs": outs}
+    return {"rows": rows, "collapse_layer": collapse_layer(rows), "samples": total,
+            "chunks": len(parts), "chunks_merged": recorder.merged(), "recorded": len(rows),
+            "record_errors": recorder.errors,
+            "walked": len(layers), "eager_output_nan": eager_nan, "outputs": outs}

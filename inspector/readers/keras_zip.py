@@ -142,7 +142,7 @@ def _checked_h5(fh: Any) -> h5py.File:
     return h5py.File(fh, "r")
 
 
-def _weights_opener(path: str, info: zipfile.ZipInfo, owned: list[Any]
+def weights_opener(path: str, info: zipfile.ZipInfo, owned: list[Any]
                     ) -> Callable[[], h5py.File]:
     """Lazy opener of the weights member: a window for stored members, else a spooled copy.
 
@@ -219,7 +219,7 @@ def read_keras_zip(path: str | os.PathLike[str]) -> ModelGraph:
             info = infos[ZIP_WEIGHTS]
             owned: list[Any] = []
             try:
-                opener = _weights_opener(shown, info, owned)
+                opener = weights_opener(shown, info, owned)
                 wfile = opener()
             except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 for obj in owned:
