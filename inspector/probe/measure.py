@@ -410,7 +410,7 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
     check_pred = [o[: sizes.check] for o in predicted[key]]
     again = min(len(batches[key][0]), PREDICT_BATCH)     # a batch shape predict() has traced
 
-    progress("layers", "per-layer statistics (one eager pass)")
+    progress("layers", "per-layer statistics (eager pass)")
     with timer.stage("layers"):
         layer_section = _guarded(lambda: _layers(model, real, batches, dists, sizes))
     # the check samples' eager training=False outputs, from inside the per-layer pass
@@ -546,7 +546,8 @@ def _primary(per_dist: dict[str, Any], dists: tuple[str, ...]) -> str:
 
 def _layers(model: Model, real: RealInputs | None, batches: dict[str, list[np.ndarray]],
             dists: tuple[str, ...], sizes: Sizes) -> dict[str, Any]:
-    """One eager pass over a mix of every distribution (a unit dead on all of them is dead),
+    """One eager pass (in chunks of ``sizes.layer_chunk`` samples for big models, merged
+    exactly) over a mix of every distribution (a unit dead on all of them is dead),
     or over the real inputs; also the eager-path NaN check (graph mode can hide NaNs)."""
     if real is not None:
         mixed = [a[: sizes.layer_per_dist * 4] for a in real.arrays]
