@@ -96,8 +96,14 @@ def results(extra_inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
             cases[f"unloadable:{rel}"] = _plan(MODELS / rel)
     if (MODELS / "rnn" / "k3.keras").exists():
         cases["tokens:rnn"] = _plan(MODELS / "rnn" / "k3.keras")
+    for stem in EXPECTED["verdicts"]:
+        cases[f"big:{stem}"] = {**cases[f"broken:{stem}"], "options": {
+            **cases[f"broken:{stem}"]["options"], "check_sizes": "big"}}
+    for path in _healthy():
+        if path.name == "k3.keras":
+            cases[f"big-healthy:{path.relative_to(MODELS)}"] = _plan(path, check_sizes="big")
     for name, (path, chunk) in CHUNKED.items():
-        cases[f"chunked:{name}"] = _plan(path, layer_chunk=chunk)
+        cases[f"chunked:{name}"] = _plan(path, check_sizes={"layer_chunk": chunk})
     names = list(cases)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-m", "inspector.probe", "-"],
@@ -124,6 +130,30 @@ def test_fixture_raises_its_verdicts(results: dict[str, Any], stem: str) -> None
         assert expected <= raised, f"{stem}: expected {expected}, got {raised}"
     else:
         assert raised == set(), f"healthy control {stem} raised {raised}"
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED["verdicts"]))
+def test_big_model_sizes_keep_every_verdict(results: dict[str, Any], stem: str) -> None:
+    """The smaller checks models slower than 20 ms per sample get (8 samples in chunks of 4,
+    2 check samples, 1 single-sample call, at most 2 ranges in the gap check) still separate
+    the broken fixtures from the healthy controls."""
+    probe = results[f"big:{stem}"]["probe"]
+    assert probe["check_sizes"]["layer_chunk"] == 4 and probe["check_sizes"]["gap_ranges"] == 2
+    expected = set(EXPECTED["verdicts"][stem])
+    raised = _raised(results[f"big:{stem}"])
+    if expected:
+        assert expected <= raised, f"{stem}: expected {expected}, got {raised}"
+    else:
+        assert raised == set(), f"healthy control {stem} raised {raised}"
+
+
+@pytest.mark.parametrize("path", [str(p.relative_to(MODELS)) for p in _healthy()
+                                  if p.name == "k3.keras"])
+def test_big_model_sizes_raise_nothing_on_healthy_models(results: dict[str, Any],
+                                                         path: str) -> None:
+    event = results[f"big-healthy:{path}"]
+    assert event["probe"]["check_sizes"]["check"] == 2
+    assert _raised(event) == set(), json.dumps(event["probe"]["verdict"])
 
 
 def test_every_verdict_has_a_fixture() -> None:

@@ -7,7 +7,7 @@ logs and stray prints can never corrupt the event stream.
 
 Plan keys: ``path``, ``format`` (static reader's name, informational), ``inputs`` (static
 specs, used when the loaded object declares none), ``vocab`` (smallest Embedding input_dim),
-``options`` {device, samples, seed, inputs, trust, memory_mb, layer_chunk (tests)}; or
+``options`` {device, samples, seed, inputs, trust, memory_mb, check_sizes (tests)}; or
 ``{"batch": [plan, ...]}`` (see ``_run_one``).
 """
 
@@ -406,7 +406,7 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
                 except InputsError as exc:
                     raise ProbeError("inputs", str(exc)) from None
         body = run_measurements(model, int(opts.get("samples", 64)), int(opts.get("seed", 0)),
-                                real, emit, timer, opts.get("layer_chunk"))
+                                real, emit, timer, opts.get("check_sizes"))
         used = _device_used(tf, device)
     import keras
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -346,7 +346,19 @@ class Sizes:
     singles: int = 6
 
     @classmethod
-    def for_cost(cls, seconds_per_sample: float) -> Sizes:
+    def for_cost(cls, seconds_per_sample: float, override: Any = None) -> Sizes:
+        """``override`` (tests): ``"big"`` picks the big-model sizes whatever the cost, a
+        dict replaces single fields."""
+        if override == "big":
+            seconds_per_sample = float("inf")
+        sizes = cls._for_cost(seconds_per_sample)
+        if isinstance(override, dict):
+            sizes = replace(sizes, **{k: v for k, v in override.items()
+                                      if k in {f.name for f in fields(cls)}})
+        return sizes
+
+    @classmethod
+    def _for_cost(cls, seconds_per_sample: float) -> Sizes:
         if seconds_per_sample > BIG_SECONDS_PER_SAMPLE:
             # eager calls of a ResNet50 cost ~0.15 s + 0.05 s per sample once warm, plus
             # the first touch of the memory they keep alive: few samples, in chunks (see
@@ -359,9 +371,9 @@ class Sizes:
 
 
 def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | None,
-                     emit: Emit, timer: Timer, layer_chunk: int | None = None) -> dict[str, Any]:
+                     emit: Emit, timer: Timer, sizes_override: Any = None) -> dict[str, Any]:
     """Every measurement, in order, with progress events; returns the probe section body.
-    ``layer_chunk`` forces the per-layer pass into chunks of that many samples (tests)."""
+    ``sizes_override``: see Sizes.for_cost (tests run big-model sizes on small fixtures)."""
     specs = model.specs
     dists = distributions_for(specs)
     steps = len(dists) + (1 if real else 0) + 6
@@ -389,9 +401,7 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
         per_dist[dist] = {"outputs": stats, "collapsed": all(s["collapsed"] for s in stats),
                           "nan": sum(s["nan"] + s["inf"] for s in stats)}
     # the fastest range is the one that paid no tracing: the model's own cost per sample
-    sizes = Sizes.for_cost(min(durations) / max(1, samples))
-    if layer_chunk:
-        sizes.layer_chunk = layer_chunk
+    sizes = Sizes.for_cost(min(durations) / max(1, samples), sizes_override)
     real_section = None
     if real is not None:
         progress("outputs", f"predict on {real.count} real inputs")
