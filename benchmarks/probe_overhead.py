@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append(ratio <= TARGET)
         size = path.stat().st_size / 1e6
         print(f"{name} ({size:.1f} MB, {samples} samples x 4 ranges, {section['device']}): "
-              f"bare {bare:.2f} s, probe {probe:.2f} s, ratio {ratio:.2f}x")
+              f"bare {bare:.2f} s, probe {probe:.2f} s (+{probe - bare:.2f} s), "
+              f"ratio {ratio:.2f}x")
         print("   probe stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(
             section["timings"].items(), key=lambda kv: -kv[1])))
         print(f"   check sizes: {section['check_sizes']}; round trip: "
