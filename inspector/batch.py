@@ -154,17 +154,17 @@ def iter_outcomes(targets: list[str], options: Options, fmt: str, jobs: int,
 
 def run_many(targets: list[str], options: Options, fmt: str, output: str | None, jobs: int,
              *, exit_zero: bool) -> int:
-    """Write one record per file; exit 2 if any file was unreadable, else by ``--fail-on``."""
-    if fmt == "sarif":
-        raise KinspectError(", ".join(targets[:3]) + (" ..." if len(targets) > 3 else ""),
-                            "SARIF output takes one model at a time; use --json for several",
-                            ErrorKind.USAGE)
+    """Write one record per file (SARIF: one log for all of them); exit 2 if any file was
+    unreadable, else by ``--fail-on``."""
     try:
         out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     except OSError as exc:
         raise KinspectError(output or "-", f"cannot write the report: {exc.strerror}",
                             ErrorKind.USAGE) from None
     try:
+        if fmt == "sarif":
+            return write_sarif(iter_outcomes(targets, options, fmt, jobs), out,
+                               exit_zero=exit_zero, on_error=_stderr_line)
         records = iter_outcomes(targets, options, "jsonl" if fmt == "json" else fmt, jobs)
         return write_outcomes(records, out,
                               separator="\n" if fmt == "json" else "\n\n",
@@ -181,11 +181,37 @@ def write_outcomes(outcomes: Iterator[Outcome], out: TextIO, *, separator: str,
     for outcome in outcomes:
         out.write(outcome.text.rstrip("\n") + separator)
         out.flush()
+        code = _exit_code(code, outcome, exit_zero, on_error)
+    return code
+
+
+def write_sarif(outcomes: Iterator[Outcome], out: TextIO, *, exit_zero: bool,
+                on_error: Callable[[str], None]) -> int:
+    """One SARIF log once every file is done (a log cannot be streamed); the exit code."""
+    from inspector.report.sarif import merge_sarif
+
+    code = EXIT_OK
+    logs: list[str] = []
+    failures: list[tuple[str, str]] = []
+    for outcome in outcomes:
+        code = _exit_code(code, outcome, exit_zero, on_error)
         if outcome.error is not None:
-            on_error(outcome.error)
-            code = EXIT_BAD_INPUT
-        elif outcome.exceeds and not exit_zero and code == EXIT_OK:
-            code = EXIT_FINDINGS
+            failures.append((outcome.path, outcome.error))
+        else:
+            logs.append(outcome.text)
+    out.write(merge_sarif(logs, failures) + "\n")
+    out.flush()
+    return code
+
+
+def _exit_code(code: int, outcome: Outcome, exit_zero: bool,
+               on_error: Callable[[str], None]) -> int:
+    """The run's exit code after one more file: 2 wins over 1, 1 over 0."""
+    if outcome.error is not None:
+        on_error(outcome.error)
+        return EXIT_BAD_INPUT
+    if outcome.exceeds and not exit_zero and code == EXIT_OK:
+        return EXIT_FINDINGS
     return code
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import assert_valid_sarif
 
 from inspector.batch import expand_targets
 from inspector.errors import KinspectError
+from inspector.report.sarif import artifact_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
@@ -83,7 +85,22 @@ def test_exit_code_follows_fail_on_when_every_file_is_readable() -> None:
     assert clean.returncode == 0, clean.stdout
 
 
-def test_sarif_for_several_files_is_a_usage_error() -> None:
-    done = _cli("--format", "sarif", str(MODELS / "mlp" / "k3.keras"),
-                str(MODELS / "mlp" / "k2.h5"))
-    assert done.returncode == 2 and "--json" in done.stderr
+def test_sarif_for_several_files_is_one_log(tree: Path) -> None:
+    bad = ROOT / "fixtures" / "rules" / "dropout-rate-high" / "bad_nested_k3.keras"
+    paths = [str(MODELS / "mlp" / "k3.keras"), str(bad), str(tree / "fake.keras")]
+    done = _cli("--format", "sarif", "-j", "2", *paths)
+    assert done.returncode == 2, done.stderr               # fake.keras cannot be read
+    assert "fake.keras" in done.stderr
+    run = assert_valid_sarif(done.stdout)["runs"][0]
+    assert [a["location"]["uri"] for a in run["artifacts"]] == [
+        artifact_uri(p) for p in paths]
+    (hit,) = [r for r in run["results"] if r["ruleId"] == "KIN001"]
+    assert hit["locations"][0]["physicalLocation"]["artifactLocation"]["index"] == 1
+    (failed,) = [n for n in run["invocations"][0]["toolExecutionNotifications"]
+                 if n["properties"]["kind"] == "unreadable"]
+    assert failed["locations"][0]["physicalLocation"]["artifactLocation"]["index"] == 2
+    assert run["invocations"][0]["executionSuccessful"] is False
+    readable = _cli("--format", "sarif", "--fail-on", "warning", *paths[:2])
+    assert readable.returncode == 1, readable.stderr        # dropout-rate-high: a warning
+    assert assert_valid_sarif(readable.stdout)["runs"][0]["invocations"][0][
+        "executionSuccessful"] is True

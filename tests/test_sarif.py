@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from helpers import assert_valid_sarif
@@ -9,7 +10,7 @@ from helpers import assert_valid_sarif
 from inspector.analyze import analyze_static
 from inspector.options import Options
 from inspector.report.model import Report
-from inspector.report.sarif import artifact_uri, to_sarif
+from inspector.report.sarif import artifact_uri, merge_sarif, to_sarif
 from inspector.rules.registry import Finding, all_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,22 @@ def test_several_reports_share_one_run() -> None:
 
     assert by_rule["KIN019"]["level"] == "note"
     assert by_rule["KIN019"]["properties"]["evidence"]["class_name"] == "LSTM"
+
+
+def test_merged_single_file_logs_equal_one_log_of_every_report() -> None:
+    """Worker processes render one log per file; the merge must be the log of all of them."""
+    reports = [_report("all-layers-frozen/bad_model_k3.keras"),
+               _report("dropout-rate-high/bad_nested_k3.keras"),
+               _report("stateful-rnn/bad_lstm_k2.h5")]
+    merged = merge_sarif([to_sarif([r]) for r in reports], [])
+    assert json.loads(merged) == json.loads(to_sarif(reports))
+    with_failure = assert_valid_sarif(merge_sarif([to_sarif(reports[:1])],
+                                                  [("x/broken.h5", "x/broken.h5: truncated")]))
+    run = with_failure["runs"][0]
+    assert run["artifacts"][1] == {"location": {"uri": "x/broken.h5"}}
+    (note,) = run["invocations"][0]["toolExecutionNotifications"]
+    assert note["level"] == "error" and note["message"]["text"] == "x/broken.h5: truncated"
+    assert run["invocations"][0]["executionSuccessful"] is False
 
 
 def test_nested_model_location_is_a_module_and_errors_become_notifications() -> None:

@@ -88,6 +88,42 @@ def _result(report: Report, finding: Finding, artifact: int,
 
 def to_sarif(reports: list[Report]) -> str:
     """One SARIF 2.1.0 log (a single run) covering every report, as indented JSON."""
+    return _dump(_log(reports))
+
+
+def _dump(log: dict[str, Any]) -> str:
+    return json.dumps(_finite(log), indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def merge_sarif(logs: list[str], failures: list[tuple[str, str]]) -> str:
+    """One log (a single run) from the single-file logs that worker processes rendered, plus
+    the files that could not be read (path, one-line error) as error notifications: a code
+    scanning upload takes one log per scan, whatever the number of model files."""
+    merged = _log([])
+    run = merged["runs"][0]
+    invocation = run["invocations"][0]
+    for text in logs:
+        part = json.loads(text)["runs"][0]
+        offset = len(run["artifacts"])
+        notes = part["invocations"][0]["toolExecutionNotifications"]
+        for entry in [*part["results"], *notes]:
+            for location in entry.get("locations", []):
+                location["physicalLocation"]["artifactLocation"]["index"] += offset
+        run["artifacts"].extend(part["artifacts"])
+        run["results"].extend(part["results"])
+        invocation["toolExecutionNotifications"].extend(notes)
+    for path, error in failures:
+        run["artifacts"].append({"location": {"uri": artifact_uri(path)}})
+        invocation["toolExecutionNotifications"].append({
+            "level": "error", "message": {"text": error},
+            "locations": [{"physicalLocation": {"artifactLocation": {
+                "uri": artifact_uri(path), "index": len(run["artifacts"]) - 1}}}],
+            "properties": {"kind": "unreadable"}})
+        invocation["executionSuccessful"] = False
+    return _dump(merged)
+
+
+def _log(reports: list[Report]) -> dict[str, Any]:
     rules = all_rules()
     rule_index = {r.code: i for i, r in enumerate(rules)}
     results: list[dict[str, Any]] = []
@@ -121,4 +157,4 @@ def to_sarif(reports: list[Report]) -> str:
             "results": results,
         }],
     }
-    return json.dumps(_finite(log), indent=2, sort_keys=True, ensure_ascii=False)
+    return log
