@@ -32,19 +32,26 @@ class Outcome:
 
 
 def expand_targets(paths: list[str]) -> list[str]:
-    """Paths as given; directories that are not SavedModels are searched for model files."""
+    """Paths as given; directories that are not SavedModels are searched for model files. A
+    directory with none stays in the list: it gets its own error record (see inspect_one)
+    instead of stopping the run before the other paths are looked at."""
     targets: list[str] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir() and not (p / "saved_model.pb").exists():
-            found = search_dir(p)
-            if not found:
-                raise KinspectError(raw, "no model files found in this directory",
-                                    ErrorKind.NOT_A_MODEL)
-            targets.extend(found)
+        if _plain_dir(p):
+            targets.extend(search_dir(p) or [raw])
         else:
             targets.append(raw)
     return targets
+
+
+def _plain_dir(p: Path) -> bool:
+    return p.is_dir() and not (p / "saved_model.pb").exists()
+
+
+def _empty_dir(path: str) -> Outcome:
+    """The record of a searched directory that held no model file."""
+    return error_outcome(path, ErrorKind.NOT_A_MODEL, "no model files found in this directory")
 
 
 def search_dir(root: Path) -> list[str]:
@@ -82,6 +89,8 @@ def inspect_one(path: str, options: Options, fmt: str) -> Outcome:
     from inspector.pipeline import inspect_file
 
     progress = _stderr_progress if fmt == "text" and sys.stderr.isatty() else None
+    if _plain_dir(Path(path)):
+        return _empty_dir(path)
     try:
         report = inspect_file(path, options, on_event=progress)
         try:
@@ -112,6 +121,8 @@ def check_opens(path: str, options: Options, fmt: str) -> Outcome:
     """
     from inspector.readers import open_model
 
+    if _plain_dir(Path(path)):
+        return _empty_dir(path)
     try:
         graph = open_model(path)
         if graph.close is not None:

@@ -16,7 +16,6 @@ import pytest
 from helpers import assert_valid_sarif
 
 from inspector.batch import expand_targets
-from inspector.errors import KinspectError
 from inspector.report.sarif import artifact_uri
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +47,21 @@ def test_directories_are_searched_by_content(tree: Path) -> None:
 
 
 def test_a_directory_without_models_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "readme.md").write_text("x")
-    with pytest.raises(KinspectError) as info:
-        expand_targets([str(tmp_path)])
-    assert info.value.kind.value == "not-a-model"
+    """Its own error record and exit 2, after the other paths were inspected."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("x")
+    assert expand_targets([str(empty)]) == [str(empty)]
+    done = _cli("--json", str(empty), str(MODELS / "mlp" / "k3.keras"))
+    assert done.returncode == 2
+    first, second = (json.loads(line) for line in done.stdout.splitlines())
+    assert first == {"path": str(empty), "error": {
+        "kind": "not-a-model", "message": "no model files found in this directory"}}
+    assert second["model"]["path"] == str(MODELS / "mlp" / "k3.keras") and "error" not in second
+    assert done.stderr.strip() == f"kinspect: {empty}: no model files found in this directory"
+    alone = _cli("--json", str(empty))
+    assert alone.returncode == 2 and alone.stdout == ""
+    assert alone.stderr.strip() == f"kinspect: {empty}: no model files found in this directory"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
