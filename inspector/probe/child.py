@@ -179,12 +179,13 @@ class LoadedModel:
         user's .keras held: reloading it would rebuild this very model."""
         target = self.workdir / "roundtrip.keras"
         self.obj.save(str(target))
-        why = "the source is not a .keras archive"
-        if self.source is not None and self.source.suffix == ".keras":
-            why = archive_difference(self.source, target) or ""
-            if not why:
-                return None, ("not reloaded: the saved .keras holds the loaded one's config "
-                              "and byte-identical weights")
+        if self.source is None or self.source.suffix != ".keras":
+            why: str | None = "the source is not a .keras archive"
+        else:
+            why = archive_difference(self.source, target)
+        if why is None:
+            return None, ("not reloaded: the saved .keras holds the loaded one's config "
+                          "and byte-identical weights")
         again = _load_keras(self.lib, target, self.trust)
         return (LoadedModel(self.tf, again, self.loader, self.lib, self.trust, self.workdir,
                             self.specs, None), f"reloaded and run ({why})")

@@ -47,11 +47,17 @@ def sample_variation(sample: np.ndarray) -> tuple[float, float]:
     return std, float(np.abs(sample).mean(dtype="float64"))
 
 
+def unit_sample(a: np.ndarray) -> np.ndarray:
+    """(inputs, <= STAT_UNITS) evenly spaced units of an array of any rank (first axis =
+    inputs), as a float32 copy with NaN and Inf set to 0."""
+    flat = a.reshape(a.shape[0], -1)
+    sample = flat[:, :: unit_step(flat.shape[1])].astype("float32")
+    return sample if np.isfinite(sample).all() else finite(sample).astype("float32")
+
+
 def variation(a: np.ndarray) -> tuple[float, float]:
     """:func:`sample_variation` of an array of any rank (first axis = inputs)."""
-    flat = np.asarray(a).reshape(a.shape[0], -1)
-    flat = flat[:, :: unit_step(flat.shape[1])].astype("float32", copy=False)
-    return sample_variation(flat if np.isfinite(flat).all() else finite(flat))
+    return sample_variation(unit_sample(np.asarray(a)))
 
 
 def is_flat(std: float, mean_abs: float) -> bool:
@@ -83,8 +89,6 @@ class ArrayOps:
             return None
         if a.ndim < 1 or a.dtype.kind not in "fiub" or a.shape[0] < 1:
             return None
-        flat = a.reshape(a.shape[0], -1)
-        sample = flat[:, :: unit_step(flat.shape[1])].astype("float32")
         units = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(-1, 1)
         col_max = units.max(axis=0) if units.size else np.zeros(0)
         col_min = units.min(axis=0) if units.size else np.zeros(0)
@@ -92,8 +96,7 @@ class ArrayOps:
         # NaN and Inf always reach the extremes: count them only then (one pass saved)
         if not (np.isfinite(col_max).all() and np.isfinite(col_min).all()):
             nan, inf = int(np.isnan(units).sum()), int(np.isinf(units).sum())
-            sample = finite(sample).astype("float32")
-        return Summary(tuple(a.shape), sample, col_max, col_min, nan, inf)
+        return Summary(tuple(a.shape), unit_sample(a), col_max, col_min, nan, inf)
 
 
 NUMPY_OPS = ArrayOps()
