@@ -14,7 +14,7 @@ from typing import TextIO
 
 from inspector import __version__
 from inspector.errors import ErrorKind, KinspectError
-from inspector.options import Options
+from inspector.options import Options, default_probe_memory_mb
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -55,14 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let the probe load models that contain code (Lambda, custom "
                             "objects, module references); it runs that code")
     probe.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    probe.add_argument("--samples", type=_positive_int, default=64,
-                       help="random inputs per distribution (default 64)")
+    probe.add_argument("--samples", type=_positive_int, default=None,
+                       help="random inputs per input range (default 64, fewer for models "
+                            "that cost more than ~1e9 multiply-accumulates a sample)")
     probe.add_argument("--seed", type=int, default=0)
     probe.add_argument("--inputs", metavar="PATH",
                        help="real inputs: image directory, .npy, .npz or .csv")
     probe.add_argument("--probe-timeout", type=_positive_float, default=300.0, metavar="SECONDS")
-    probe.add_argument("--probe-memory", type=_positive_int, default=None, metavar="MB",
-                       help="address-space cap for the probe process where the OS allows it")
+    probe.add_argument("--probe-memory", type=_non_negative_int,
+                       default=default_probe_memory_mb(), metavar="MB",
+                       help="cap on the memory the probe child may allocate (RLIMIT_DATA: "
+                            "heap and private mappings, not the address space), where the OS "
+                            "allows it; past it the probe fails with a memory error. 0: no "
+                            "cap. Default: half of this machine's RAM (%(default)s MB)")
     run = p.add_argument_group("runs")
     run.add_argument("-j", "--jobs", type=_positive_int, default=1,
                      help="inspect N files in parallel processes")
@@ -76,6 +81,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text}")
     return value
 
 
@@ -104,7 +116,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         seed=args.seed,
         inputs=args.inputs,
         probe_timeout=args.probe_timeout,
-        probe_memory_mb=args.probe_memory,
+        probe_memory_mb=args.probe_memory or None,
         static_timeout=args.timeout,
     )
 

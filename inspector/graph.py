@@ -126,6 +126,9 @@ class LayerNode:
     params: ParamCount = field(default_factory=ParamCount)
     dtype_policy: str | None = None
     parent: LayerNode | None = field(default=None, repr=False, compare=False)
+    # The layer's object dict exactly as the file stores it (None for nodes readers
+    # synthesize), so the security rules can judge what normalization leaves out.
+    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_container(self) -> bool:
@@ -156,11 +159,149 @@ class LayerNode:
 
 @dataclass
 class ContainerIssue:
-    """Something unsafe or odd a reader saw in the container itself (links, bombs...)."""
+    """Something unsafe or odd a reader saw in the container itself (links, bombs...).
+
+    ``kind`` must be a key of ``CONTAINER_ISSUE_KINDS``: that table gives it a severity and
+    the rule that reports it (a test checks every kind the readers emit is there).
+    """
 
     kind: str
     location: str
     detail: str
+
+    @property
+    def kind_info(self) -> ContainerIssueKind | None:
+        return CONTAINER_ISSUE_KINDS.get(self.kind)
+
+    @property
+    def severity(self) -> str:
+        """The kind's severity, raised to error where the issue itself is worse (a zip member
+        that climbs out of the archive); an unknown kind counts as an error (fail closed)."""
+        info = self.kind_info
+        if info is None:
+            return "error"
+        if info.escalate is not None and info.escalate(self):
+            return "error"
+        return info.severity
+
+    @property
+    def rule(self) -> str:
+        info = self.kind_info
+        return info.rule if info is not None else ANOMALY_RULE
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "severity": self.severity, "location": self.location,
+                "detail": self.detail}
+
+
+# Rules that report container issues: each kind names one of them.
+ANOMALY_RULE = "container-anomaly"
+POLYGLOT_RULE = "polyglot-container"
+REFERENCE_RULE = "untrusted-module-reference"
+
+
+@dataclass(frozen=True)
+class ContainerIssueKind:
+    """What one kind of container issue means: severity, reporting rule, one-line why."""
+
+    name: str
+    severity: str
+    meaning: str
+    rule: str = ANOMALY_RULE
+    escalate: Callable[[ContainerIssue], bool] | None = None
+
+
+def unsafe_member_name(name: str) -> bool:
+    """A zip member name that would land outside the folder it is extracted into."""
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or ".." in parts or (
+        len(name) > 1 and name[1] == ":" and name[0].isalpha())
+
+
+def _member_escapes(issue: ContainerIssue) -> bool:
+    return unsafe_member_name(issue.location)
+
+
+def _link_leaves_model(issue: ContainerIssue) -> bool:
+    return "outside the SavedModel directory" in issue.detail
+
+
+CONTAINER_ISSUE_KINDS: dict[str, ContainerIssueKind] = {k.name: k for k in (
+    ContainerIssueKind("hdf5-external-link", "error", "an HDF5 link into another file: "
+                       "h5py follows it and reads files elsewhere on this machine",
+                       REFERENCE_RULE),
+    ContainerIssueKind("hdf5-external-storage", "error", "dataset bytes kept in outside "
+                       "files that h5py would read", REFERENCE_RULE),
+    ContainerIssueKind("hdf5-virtual-dataset", "error", "a virtual dataset mapping other "
+                       "files into this one", REFERENCE_RULE),
+    ContainerIssueKind("hdf5-soft-link", "warning", "a soft link can alias one dataset as "
+                       "another", REFERENCE_RULE),
+    ContainerIssueKind("hdf5-link-cycle", "warning", "hard links form a cycle: a loader "
+                       "that walks the file naively never ends"),
+    ContainerIssueKind("hdf5-deep-nesting", "warning", "groups nested deeper than any Keras "
+                       "file needs: stack exhaustion for recursive loaders"),
+    ContainerIssueKind("hdf5-unreadable-dataset", "warning", "a dataset libhdf5 cannot "
+                       "describe: corrupt or crafted storage"),
+    ContainerIssueKind("hdf5-oversized-dataset", "error", "a dataset declaring far more "
+                       "data than the file holds: a shape or decompression bomb for any "
+                       "loader that reads it"),
+    ContainerIssueKind("hdf5-oversized-chunk", "error", "a compressed chunk that inflates "
+                       "far beyond the cap: a decompression bomb for any loader that reads "
+                       "it"),
+    ContainerIssueKind("zip-unexpected-member", "warning", "an archive member Keras does "
+                       "not write (smuggled content); an error when its name climbs out of "
+                       "the extraction folder (../, absolute path)",
+                       escalate=_member_escapes),
+    ContainerIssueKind("zip-member-too-large", "warning", "an archive member that inflates "
+                       "past kinspect's cap (a compression ratio weights rarely reach): not "
+                       "extracted, so its weights were not checked"),
+    ContainerIssueKind("savedmodel-symlink", "warning", "a symbolic link among the files "
+                       "a SavedModel is read from; an error when it points outside the "
+                       "directory", escalate=_link_leaves_model),
+    ContainerIssueKind("savedmodel-read-cap", "warning", "a protobuf file too big to read "
+                       "whole: what lies past kinspect's read cap was not checked"),
+    ContainerIssueKind("savedmodel-unknown-field", "warning", "a large protobuf field no "
+                       "loader reads: padding to exhaust a parser's memory, or hidden data"),
+    ContainerIssueKind("hdf5-zip-polyglot", "error", "the file is both an HDF5 file and a "
+                       "zip archive: kinspect and Keras may read different models from it",
+                       POLYGLOT_RULE),
+)}
+
+
+@dataclass
+class OpSite:
+    """Where a TensorFlow graph op sits in a SavedModel's GraphDef or function library."""
+
+    op: str
+    node: str
+    function: str | None  # None: the top-level graph
+    # "restore" / "save": only reachable from the standard saver's restore op / save tensor
+    # (saver_def); "graph": anywhere else (signatures, init ops, loaded functions, unused).
+    part: str = "graph"
+    signatures: tuple[str, ...] = ()  # signatures whose outputs depend on it
+
+
+@dataclass
+class GraphOps:
+    """The ops a SavedModel's graph can run, for rules that judge them (the reader judges
+    nothing). ``complete`` is False when a read cap stopped the walk early."""
+
+    sites: dict[str, list[OpSite]] = field(default_factory=dict)  # op -> first few sites
+    counts: dict[str, int] = field(default_factory=dict)  # op -> every use
+    nodes: int = 0
+    functions: int = 0
+    complete: bool = True
+
+
+@dataclass
+class ExtraConfig:
+    """A config a loader also rebuilds objects from, outside the layer tree (a SavedModel
+    layer's own keras_metadata record): security rules walk it like a layer config."""
+
+    where: str
+    value: dict[str, Any]
+    layer: str | None = None  # path of the layer it belongs to, when known
+    differs: list[str] = field(default_factory=list)  # how it differs from the layer tree
 
 
 @dataclass
@@ -186,6 +327,8 @@ class ModelGraph:
     raw_config: dict[str, Any] | None = field(default=None, repr=False)
     # Loose weights (weights-only files, SavedModels without Keras metadata) keyed by group.
     loose_weights: list[WeightInfo] = field(default_factory=list)
+    graph_ops: GraphOps | None = field(default=None, repr=False)
+    extra_configs: list[ExtraConfig] = field(default_factory=list, repr=False)
     close: Callable[[], None] | None = field(default=None, repr=False)
 
     @property

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+
+MIN_PROBE_MEMORY_MB = 2048  # TensorFlow on CPU alone commits ~400 MB of data memory
+
+
+def default_probe_memory_mb() -> int:
+    """Half of this machine's RAM (at least MIN_PROBE_MEMORY_MB): a hostile model or input
+    can make the probe allocate without end; it must fail alone, not take the machine."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 4 * MIN_PROBE_MEMORY_MB
+    return max(MIN_PROBE_MEMORY_MB, int(total) // 2 >> 20)
 
 
 @dataclass
@@ -13,10 +26,10 @@ class Options:
     probe: bool = True
     trust: bool = False
     device: str = "auto"
-    samples: int = 64
+    samples: int | None = None     # None: 64 per input range, fewer for costly models
     seed: int = 0
     inputs: str | None = None
     probe_timeout: float = 300.0
-    probe_memory_mb: int | None = None
+    probe_memory_mb: int | None = field(default_factory=default_probe_memory_mb)  # None: no cap
     static_timeout: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)

@@ -44,6 +44,9 @@ def canary_files() -> list[Path]:
 
 
 CANARIES = canary_files()
+# Leniently encoded bytecode (raw marshal bytes, stray characters): decoded as data too.
+LENIENT = sorted(p for p in (HOSTILE / "coderefs" / "lambda_encodings").iterdir()
+                 if p.suffix in (".h5", ".keras"))
 
 
 def _id(path: Path) -> str:
@@ -106,7 +109,8 @@ def test_static_pass_never_unmarshals_or_unpickles(markers: Path,
     import marshal
     import pickle
 
-    for path in CANARIES:  # warm-up: lazy imports load .pyc files through marshal.loads
+    assert LENIENT
+    for path in [*CANARIES, *LENIENT]:  # warm-up: lazy imports load .pyc files via marshal
         inspect_file(path, Options(probe=False))
     calls: list[str] = []
 
@@ -120,10 +124,11 @@ def test_static_pass_never_unmarshals_or_unpickles(markers: Path,
     monkeypatch.setattr(marshal, "load", spy("marshal.load"))
     monkeypatch.setattr(pickle, "loads", spy("pickle.loads"))
     monkeypatch.setattr(pickle, "load", spy("pickle.load"))
-    for path in CANARIES:
+    for path in [*CANARIES, *LENIENT]:
         report = inspect_file(path, Options(probe=False))
         render(report, "json")
         assert not [e for e in report.errors if "called by the static pass" in str(e)]
+        assert "lambda-layer" in {f.rule for f in report.findings} or path in CANARIES
     assert calls == []
 
 

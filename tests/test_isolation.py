@@ -88,3 +88,72 @@ def test_a_crashed_security_rule_keeps_the_probe_gate_closed() -> None:
     status, reason = skip_reason(report, Options()) or ("", "")
     assert status == "refused" and "lambda-layer could not check it" in reason
     assert skip_reason(report, Options(trust=True)) is None
+
+
+# ----------------------------------------------------------------------------- child isolation
+
+# Modules the probe child imports (TensorFlow and friends) or the parent does too (json...).
+_CHILD_ONLY = ("tensorflow", "keras", "tf_keras")
+_EVERYWHERE = ("json", "numpy", "h5py", "inspector", *_CHILD_ONLY)
+
+
+def _plant_canaries(folder: Path, names: tuple[str, ...], marker_dir: Path) -> None:
+    """``<name>.py`` files that leave ``marker_dir/imported-<name>`` when imported."""
+    for name in names:
+        (folder / f"{name}.py").write_text(
+            f"open({str(marker_dir / f'imported-{name}')!r}, 'w').close()\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(("launcher", "names"), [
+    # python -m inspector: the parent itself has the cwd first on sys.path, so only modules
+    # the parent never imports can be planted; the child must not inherit that entry.
+    (["-m", "inspector"], _CHILD_ONLY),
+    # python -I -m inspector (like the console script): nothing from the cwd anywhere.
+    (["-I", "-m", "inspector"], _EVERYWHERE),
+], ids=["python-m", "isolated-parent"])
+def test_probe_child_never_imports_from_the_current_directory(
+        tmp_path: Path, launcher: list[str], names: tuple[str, ...]) -> None:
+    cwd, markers = tmp_path / "cwd", tmp_path / "markers"
+    cwd.mkdir()
+    markers.mkdir()
+    _plant_canaries(cwd, names, markers)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, *launcher, "--json", str(MODEL)], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=240)
+    assert sorted(p.name for p in markers.iterdir()) == []
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(done.stdout)
+    assert record["probe"]["status"] == "ok", record["probe"]
+    assert record["errors"] == []
+
+
+def test_probe_child_ignores_a_pythonpath_set_only_for_it(tmp_path: Path) -> None:
+    """The child imports what the parent imports: a PYTHONPATH in the env handed to the
+    runner (not on the parent's own path) does not reach it."""
+    from inspector.probe import runner
+
+    planted, markers = tmp_path / "planted", tmp_path / "markers"
+    planted.mkdir()
+    markers.mkdir()
+    _plant_canaries(planted, ("json", "inspector"), markers)
+    env = {**os.environ, FAULT_ENV: "exit", "PYTHONPATH": str(planted),
+           "PYTHONSTARTUP": str(planted / "json.py")}
+    plan = {"path": str(MODEL), "format": "keras-zip", "inputs": [], "vocab": None,
+            "options": {}}
+    events = list(runner.ProbeRunner(plan, 60, env=env).events())
+    assert events[-1]["event"] == "error" and events[-1]["kind"] == "crashed", events
+    assert sorted(p.name for p in markers.iterdir()) == []
+
+
+def test_child_sys_path_drops_the_current_directory_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inspector.probe import runner
+
+    monkeypatch.chdir(tmp_path)
+    for first in ("", str(tmp_path)):
+        monkeypatch.setattr(sys, "path", [first, "/opt/site", "relative/dir", "/usr/lib/py"])
+        assert runner.child_sys_path() == ["/opt/site", "/usr/lib/py"]
+    monkeypatch.setattr(sys, "path", ["/opt/app", "/opt/site"])   # a script's own folder
+    assert runner.child_sys_path() == ["/opt/app", "/opt/site"]
+    command = runner.child_command()
+    assert command[1] == "-I" and "-m" not in command and command[-2:] == ["--", "-"]

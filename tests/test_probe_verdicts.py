@@ -139,7 +139,7 @@ def test_fixture_raises_its_verdicts(results: dict[str, Any], stem: str) -> None
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED["verdicts"]))
 def test_big_model_sizes_keep_every_verdict(results: dict[str, Any], stem: str) -> None:
-    """The smaller checks models slower than 20 ms per sample get (8 samples in chunks of 4,
+    """The smaller checks models above BIG_MACS_PER_SAMPLE get (8 samples in chunks of 4,
     2 check samples, 1 single-sample call, at most 2 ranges in the gap check) still separate
     the broken fixtures from the healthy controls."""
     probe = results[f"big:{stem}"]["probe"]

@@ -620,3 +620,69 @@ def test_reading_savedmodels_never_imports_tensorflow(tmp_path: Path) -> None:
                           timeout=120, cwd=tmp_path, env=env, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "clean"
+
+
+# ---------------------------------------------------------------- protowire on disk
+
+
+def _tree(value: pw.Lazy, depth: int = 0) -> list[Any]:
+    """A message's fields three levels deep, read through the on-disk/in-memory walker."""
+    out: list[Any] = []
+    for number, _wire, item in pw.fields_of(value):
+        if isinstance(item, int):
+            out.append((number, item))
+            continue
+        sub = None
+        if depth < 3:
+            with contextlib.suppress(pw.WireError):
+                sub = _tree(item, depth + 1)
+        out.append((number, bytes(pw.load(item)), sub))
+    return out
+
+
+@pytest.mark.parametrize("window", [64, 1000, pw.WINDOW])
+def test_protowire_on_disk_walk_matches_in_memory(monkeypatch: pytest.MonkeyPatch,
+                                                  window: int) -> None:
+    monkeypatch.setattr(pw, "WINDOW", window)
+    path = MODELS / "cnn_bn" / "k2_savedmodel" / "saved_model.pb"
+    data = path.read_bytes()
+    with open(path, "rb") as handle:
+        on_disk = _tree(pw.open_span(pw.FileBudget(handle, 1 << 30), len(data)))
+    assert on_disk == _tree(memoryview(data))
+
+
+def test_protowire_big_field_stays_on_disk(tmp_path: Path) -> None:
+    target = tmp_path / "m.pb"
+    big = 5 * pw.WINDOW
+    target.write_bytes(_field(1, 7) + _field(3, b"x" * big) + _field(2, b"tail"))
+    with open(target, "rb") as handle:
+        budget = pw.FileBudget(handle, 1 << 20)
+        fields = pw.parse_lazy(pw.open_span(budget, target.stat().st_size))
+        span = fields[3][0]
+        assert isinstance(span, pw.Span) and len(span) == big
+        assert budget.used < 64  # the big field was never read
+        assert bytes(fields[2][0]) == b"tail"
+        with pytest.raises(pw.ReadCapError):
+            pw.load(span, limit=big - 1)
+        budget.limit = budget.used + 10
+        with pytest.raises(pw.ReadCapError):
+            pw.load(span)
+
+
+@pytest.mark.parametrize("data", [_field(3, b"x" * 200_000)[:-1], b"\x1a\xff\xff\xff\x7f"])
+def test_protowire_on_disk_truncation_is_a_wire_error(tmp_path: Path, data: bytes) -> None:
+    target = tmp_path / "t.pb"
+    target.write_bytes(data)
+    with open(target, "rb") as handle, pytest.raises(pw.WireError):
+        list(pw.fields_of(pw.open_span(pw.FileBudget(handle, 1 << 30), len(data))))
+
+
+def test_oversized_variables_index_is_refused_unread(tmp_path: Path) -> None:
+    from inspector.readers import tf_checkpoint
+
+    model = _copy(tmp_path)
+    with open(model / "variables" / "variables.index", "r+b") as handle:
+        handle.truncate(tf_checkpoint.MAX_INDEX_BYTES + 1)  # sparse: nothing is written
+    with pytest.raises(KinspectError) as err:
+        read_savedmodel(str(model))
+    assert err.value.kind is ErrorKind.TOO_LARGE

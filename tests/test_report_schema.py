@@ -55,7 +55,7 @@ def test_schema_is_valid_and_shipped() -> None:
 
     schema = load_schema()   # read through importlib.resources, as an installed package does
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["properties"]["schema_version"]["const"] == "1.0"
+    assert schema["properties"]["schema_version"]["const"] == "1.1"
 
 
 @pytest.mark.parametrize("path", _model_paths())
@@ -79,6 +79,12 @@ def test_schema_rejects_malformed_reports() -> None:
         lambda d: d.update(probe={"verdict": {}}),
         lambda d: d["model"].pop("format"),
         lambda d: d["layers"][0].update(role="thing"),
+        lambda d: d.pop("container_issues"),
+        lambda d: d.update(container_issues=[{"kind": "zip-unexpected-member",
+                                              "severity": "fatal", "location": "x",
+                                              "detail": "y"}]),
+        lambda d: d.update(container_issues=[{"kind": "x", "severity": "error",
+                                              "location": "x"}]),
     ):
         bad = copy.deepcopy(good)
         mutate(bad)

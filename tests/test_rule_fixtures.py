@@ -38,6 +38,8 @@ CONFIG_LEVEL = (
     "loss-activation-mismatch", "relu-output-head", "learning-rate-extreme", "stateful-rnn",
     "input-preprocessing", "double-softmax", "gradient-clip-zero", "label-smoothing-high",
     "regularization-extreme", "loss-weight-zero", "optimizer-momentum-invalid",
+    "no-nonlinearity", "dropout-on-output", "recurrent-relu", "sigmoid-bottleneck",
+    "relu-logits",
 )
 FORMAT_SUFFIXES = {"k2.h5": "_k2.h5", "k3.keras": "_k3.keras", "k3.h5": "_k3.h5"}
 

@@ -13,9 +13,16 @@ from typing import Any
 import pytest
 from test_weight_rules import chain, findings, layer
 
-from inspector.graph import CallNode, ContainerIssue, LayerNode, ModelGraph
+from inspector.graph import ROOT_PATH, CallNode, ContainerIssue, LayerNode, ModelGraph
+from inspector.readers.keras_config import (
+    is_builtin_module,
+    is_builtin_registered_name,
+    normalize_training_config,
+    normalize_value,
+    parse_model_config,
+)
 from inspector.rules import keras_builtins
-from inspector.rules.bytecode_scan import decode_marshalled, scan_code
+from inspector.rules.bytecode_scan import decode_marshalled, func_load_bytes, scan_code
 
 
 def _b64_code(source: str) -> str:
@@ -236,3 +243,180 @@ def test_builtin_tables_cover_the_installed_public_api() -> None:
                     and attr not in ("get", "serialize", "deserialize"):
                 missing.append(f"{root.__name__}.activations.{attr}")
     assert not missing, missing
+
+
+# --------------------------------------------------------------------------- issue 10
+
+
+@pytest.mark.parametrize(("module", "builtin"), [
+    ("keras", True), ("keras.layers", True), ("keras.src.ops.numpy", True),
+    ("tf_keras", True), ("tf_keras.src.engine.functional", True),
+    ("tensorflow", True), ("tensorflow.python.keras", True), (None, True),
+    ("keras_x", False), ("kerasx.layers", False), ("tf_keras_x", False),
+    ("tensorflow_x", False), ("tensorflowx.layers", False), ("keras_hub", False),
+    ("__main__", False), ("", False), (["keras"], False),
+])
+def test_builtin_modules_are_whole_dotted_packages(module: Any, builtin: bool) -> None:
+    assert is_builtin_module(module) is builtin
+
+
+def test_keras_prefixed_packages_are_not_keras() -> None:
+    """Normalization keeps a look-alike module and registered name; the ops test too."""
+    obj = {"class_name": "Dense", "module": "tf_keras_x", "config": {},
+           "registered_name": "keras_x>Dense"}
+    assert normalize_value(obj) == {"class_name": "Dense", "config": {}, "module": "tf_keras_x",
+                                    "registered_name": "keras_x>Dense"}
+    assert is_builtin_registered_name("keras.layers.Dense")
+    assert not is_builtin_registered_name("keras_x>Dense")
+    scale = layer("scale", "Scale", units=2)
+    scale.registered_name = "keras_evil>Scale"
+    assert [f.evidence["reason"] for f in findings(chain(scale), "custom-object")] == [
+        "registered as keras_evil>Scale"]
+    model = raw_graph([{"module": "keras.src.opsx", "class_name": "NotEqual",
+                        "config": {"name": "ne"}, "inbound_nodes": []}])
+    assert model.root is not None and model.root.children[0].role != "operation"
+
+
+def _code_bytes(source: str) -> bytes:
+    return marshal.dumps(compile(source, "<fixture>", "eval").co_consts[0])
+
+
+@pytest.mark.parametrize("encode", [
+    lambda raw: base64.b64encode(raw).decode(),
+    lambda raw: base64.encodebytes(raw).decode(),  # newlines, as func_dump writes
+    lambda raw: "!".join(base64.b64encode(raw).decode()),  # stray characters are dropped
+    lambda raw: raw.decode("latin-1"),  # the marshal bytes themselves
+], ids=["strict", "lines", "stray", "raw"])
+def test_decode_marshalled_reads_every_encoding_func_load_reads(encode: Any) -> None:
+    raw = _code_bytes("lambda x: __import__('os').system('true') or x")
+    text = encode(raw)
+    assert func_load_bytes(text) == raw  # what Keras would unmarshal
+    assert decode_marshalled(text) == raw
+    assert "system" in scan_code(raw).risky
+
+
+@pytest.mark.parametrize("value", [
+    "categorical_crossentropy_and_more", "conv2d_transpose_layer_1", "c" * 64,
+    base64.b64encode(_code_bytes("lambda x: x")).decode().rstrip("="),  # func_load fails too
+])
+def test_decode_marshalled_leaves_text_alone(value: str) -> None:
+    assert decode_marshalled(value) is None
+
+
+@pytest.mark.parametrize("encode", [
+    lambda b64: b64, lambda b64: "!".join(b64),
+    lambda b64: base64.b64decode(b64).decode("latin-1"),
+], ids=["strict", "stray", "raw"])
+def test_cell_wrapper_functions_are_lambda_layers(encode: Any) -> None:
+    code = encode(RISKY)
+    cell = layer("cell", "ResidualWrapper", residual_fn=[code, None, None],
+                 residual_fn_type="lambda", residual_fn_module="__main__")
+    (f,) = findings(chain(cell), "lambda-layer")
+    assert f.severity == "error" and f.evidence["where"] == "config.residual_fn"
+    assert "system" in f.evidence["risky_names"]
+
+
+def test_declared_lambda_counts_whatever_it_holds() -> None:
+    cell = layer("cell", "DropoutWrapper", dropout_fn="not decodable at all",
+                 dropout_fn_type="lambda")
+    (f,) = findings(chain(cell), "lambda-layer")
+    assert f.severity == "warning" and f.evidence["code_bytes"] == 0
+    assert f.evidence["form"] == "dropout_fn_type: lambda"
+    mask = layer("lam", "Lambda", function="scale", function_type="function", mask=BENIGN,
+                 mask_type="lambda")
+    wheres = sorted(str(f.evidence.get("where")) for f in findings(chain(mask), "lambda-layer"))
+    assert wheres == ["None", "config.mask"]  # the Lambda itself, and its mask function
+    named = layer("cell", "ResidualWrapper", residual_fn="my_fn", residual_fn_type="function")
+    assert findings(chain(named), "lambda-layer") == []
+
+
+def test_main_is_not_a_safe_module() -> None:
+    for obj in ({"class_name": "function", "module": "__main__", "config": "relu"},
+                {"class_name": "GlorotUniform", "module": "__main__", "config": {}}):
+        graph = chain(layer("d", "Dense", units=2, activation=obj))
+        (f,) = findings(graph, "untrusted-module-reference")
+        assert f.severity == "warning" and "__main__" in f.message
+    dense = layer("d", "Dense", units=2)
+    dense.module = "__main__"
+    assert rules(chain(dense), "untrusted-module-reference") == [("warning", "model/d")]
+    # A Keras 2 lambda only borrows __main__'s globals: lambda-layer says it all.
+    lam = layer("lam", "Lambda", function=[BENIGN, None, None], function_type="lambda",
+                module="__main__")
+    assert rules(chain(lam), "untrusted-module-reference") == []
+
+
+@pytest.mark.parametrize(("cls", "config", "severity"), [
+    ("TFSMLayer", {"filepath": "/srv/models/sm", "call_endpoint": "serve"}, "error"),
+    ("TFSMLayer", {"filepath": "exported", "call_endpoint": "serve"}, "warning"),
+    ("TFSMLayer", {"call_endpoint": "serve"}, "warning"),
+    ("ReloadedLayer", {"filepath": "https://example.invalid/sm"}, "error"),
+    ("Dense", {"units": 2, "weights_file": "C:\\w.bin"}, "error"),
+    ("Dense", {"units": 2, "vocab_path": "vocab.txt"}, "warning"),
+    ("Dense", {"units": 2, "profile": "/etc/passwd"}, None),  # not a path key
+])
+def test_layers_that_load_outside_files(cls: str, config: dict[str, Any],
+                                        severity: str | None) -> None:
+    graph = chain(layer("ext", cls, **config))
+    expected = [] if severity is None else [(severity, "model/ext")]
+    assert rules(graph, "untrusted-module-reference") == expected
+
+
+def raw_graph(layers: list[dict[str, Any]], **top: Any) -> ModelGraph:
+    """A graph the way readers build it: the parsed tree plus the config as stored."""
+    source = {"module": "keras.layers", "class_name": "InputLayer", "name": "x",
+              "config": {"name": "x", "batch_shape": [None, 2]}, "inbound_nodes": []}
+    cfg = {"module": "keras.src.models.functional", "class_name": "Functional",
+           "config": {"name": "m", "layers": [source, *layers], "input_layers": [["x", 0, 0]],
+                      "output_layers": []}, **top}
+    graph = ModelGraph(path="m.keras", format="keras-zip",
+                       root=parse_model_config(cfg, root_path=ROOT_PATH), raw_config=cfg)
+    if "compile_config" in top:
+        graph.training_config = normalize_training_config(top["compile_config"])
+    return graph
+
+
+def _dense(name: str, **extra: Any) -> dict[str, Any]:
+    return {"module": "keras.layers", "class_name": "Dense", "name": name,
+            "config": {"name": name, "units": 2}, "registered_name": None, **extra}
+
+
+EVIL = {"module": "evil_pkg", "class_name": "Thing", "config": {}, "registered_name": None}
+
+
+@pytest.mark.parametrize(("entry", "where"), [
+    (_dense("d", inbound_nodes=[{"args": [EVIL], "kwargs": {}}]), "inbound_nodes[0].args[0]"),
+    (_dense("d", inbound_nodes=[{"args": [], "kwargs": {"k": {"v": [EVIL]}}}]),
+     "inbound_nodes[0].kwargs.k.v[0]"),
+    (_dense("d", inbound_nodes=[[["x", 0, 0, {"hook": EVIL}]]]), "inbound_nodes[0][0][3].hook"),
+    (_dense("d", compile_config={"loss": EVIL}), "compile_config.loss"),
+    (_dense("d", extra_field={"deep": EVIL}), "extra_field.deep"),
+    ({**_dense("d"), "config": {"name": "d", "units": 2, "dtype": {
+        **EVIL, "class_name": "DTypePolicy", "config": {"name": "float32"}}}}, "config.dtype"),
+    ({**_dense("d"), "config": {"name": "d", "units": 2, "backward_layer": EVIL}},
+     "config.backward_layer"),
+])
+def test_raw_config_is_walked_everywhere(entry: dict[str, Any], where: str) -> None:
+    graph = raw_graph([entry])
+    (f,) = findings(graph, "untrusted-module-reference")
+    assert (f.layer, f.evidence["where"], f.severity) == ("model/d", where, "warning")
+
+
+def test_raw_walk_reports_each_object_once() -> None:
+    """Sequential InputLayer entries belong to the model; the root compile config is the
+    training config; an LSTM's synthesized cell and a Bidirectional's backward copy repeat
+    what is walked already."""
+    seq = {"module": "keras", "class_name": "Sequential", "name": "seq", "config": {
+        "name": "seq", "layers": [{**EVIL, "class_name": "InputLayer",
+                                   "config": {"name": "in", "batch_shape": [None, 2]}},
+                                  _dense("inner")]}}
+    lstm = {"module": "keras.layers", "class_name": "LSTM", "name": "lstm",
+            "config": {"name": "lstm", "units": 2, "activation": EVIL}}
+    bidi = {"module": "keras.layers", "class_name": "Bidirectional", "name": "bidi",
+            "config": {"name": "bidi", "layer": {**lstm, "name": "fwd",
+                                                 "config": {**lstm["config"], "name": "fwd"}}}}
+    graph = raw_graph([seq, lstm, bidi], compile_config={"loss": EVIL})
+    found = sorted((f.layer or "", f.evidence["where"])
+                   for f in findings(graph, "untrusted-module-reference"))
+    assert found == [("", "training_config.loss"),
+                     ("model/bidi/forward_fwd", "config.activation"),
+                     ("model/lstm", "config.activation"), ("model/seq", "config.layers[0]")]

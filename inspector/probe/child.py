@@ -7,7 +7,10 @@ logs and stray prints can never corrupt the event stream.
 
 Plan keys: ``path``, ``format`` (static reader's name, informational), ``inputs`` (static
 specs, used when the loaded object declares none), ``vocab`` (smallest Embedding input_dim),
-``options`` {device, samples, seed, inputs, trust, memory_mb, check_sizes (tests)}; or
+``macs_per_sample`` (static cost estimate that sizes the checks; absent: full sizes),
+``workdir`` (a folder the parent owns and removes, even when this child is killed: the
+child's temp folder goes inside it), ``options`` {device, samples, seed, inputs, trust,
+memory_mb, check_sizes (tests)}; or
 ``{"batch": [plan, ...]}`` (see ``_run_one``).
 """
 
@@ -15,19 +18,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from inspector.graph import ROOT_PATH
 from inspector.probe import protocol
 from inspector.probe.archive_compare import archive_difference
+from inspector.probe.error_text import error_text
 from inspector.probe.inputs import InputsError, InputSpec, load_real_inputs
-from inspector.probe.measure import PREDICT_BATCH, Timer, run_measurements
+from inspector.probe.measure import (
+    PREDICT_BATCH,
+    Sizes,
+    Timer,
+    run_measurements,
+    samples_for_cost,
+)
+from inspector.probe.private_copy import CopyRefused, private_copy
 from inspector.probe.tensor_ops import TensorOps
 
 FAULT_ENV = "KINSPECT_PROBE_FAULT"   # test hook: segfault | hang | exit | oom | noresult
@@ -89,7 +100,13 @@ class LoadedModel:
             self.input_keys = sorted(kwargs)
             self.specs = [InputSpec(k, list(kwargs[k].shape), kwargs[k].dtype.name, vocab)
                           for k in self.input_keys]
+            _apply_id_hints(self.specs, fallback_specs)
             self.output_names = sorted(self.fn.structured_outputs)
+        # A model built for one batch size (``batch_shape``: stateful RNNs) is only ever
+        # called with that many samples; stateful layers start every call from zero state.
+        self.fixed_batch = next((s.fixed_batch for s in self.specs if s.fixed_batch), None)
+        self.stateful = [layer for layer in (self.sublayers() if self.has_layers else [])
+                         if getattr(layer, "stateful", False) is True]
 
     def _keras_specs(self, fallback: list[InputSpec], vocab: int | None) -> list[InputSpec]:
         tensors = getattr(self.obj, "inputs", None) or []
@@ -108,6 +125,7 @@ class LoadedModel:
             if s.is_int:
                 s.vocab = vocab or dim
                 s.low = 1 if masked else 0      # padding id 0 mid-sequence is not real data
+        _apply_id_hints(specs, fallback)
         return specs
 
     def _feed(self, arrays: list[Any]) -> Any:
@@ -126,10 +144,50 @@ class LoadedModel:
     def predict(self, arrays: list[Any]) -> list[Any]:
         if not self.has_layers:
             return self.call(arrays)
+        if self.fixed_batch is None:
+            return self._predict(arrays, PREDICT_BATCH)
+        if not self.stateful:      # one predict() in batches of the fixed size
+            return self._in_fixed_batches(arrays, lambda a: self._predict(a, self.fixed_batch),
+                                          whole=True)
+        return self._in_fixed_batches(arrays, lambda a: self._predict(a, self.fixed_batch))
+
+    def _predict(self, arrays: list[Any], batch_size: int | None) -> list[Any]:
         return self._as_list(self.obj.predict(self._feed(arrays), verbose=0,
-                                              batch_size=PREDICT_BATCH))
+                                              batch_size=batch_size))
 
     def call(self, arrays: list[Any], training: bool | None = None) -> list[Any]:
+        if self.fixed_batch is None:
+            return self._call(arrays, training)
+        return self._in_fixed_batches(arrays, lambda a: self._call(a, training))
+
+    def _in_fixed_batches(self, arrays: list[Any], fn: Any, whole: bool = False) -> list[Any]:
+        """``fn`` on ``fixed_batch``-sample slices (the last one padded by repeating its last
+        sample), stateful layers reset before each; the outputs trimmed and joined.
+        ``whole``: one ``fn`` call on all the padded samples (``fn`` batches them itself)."""
+        import numpy as np
+
+        size = int(self.fixed_batch or 1)
+        n = int(arrays[0].shape[0])
+        short = -n % size
+        if short:
+            arrays = [np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) for a in arrays]
+        starts = [0] if whole else list(range(0, n + short, size))
+        step = n + short if whole else size
+        parts = []
+        for start in starts:
+            self.reset_states()
+            parts.append(fn([a[start : start + step] for a in arrays]))
+        return [np.concatenate([p[j] for p in parts])[:n] for j in range(len(parts[0]))]
+
+    def reset_states(self) -> None:
+        """Zero the state stateful RNNs carry from one call to the next (Keras 3 spells it
+        ``reset_state``, tf_keras ``reset_states``)."""
+        for layer in self.stateful:
+            reset = getattr(layer, "reset_states", None) or getattr(layer, "reset_state", None)
+            if reset is not None:
+                reset()
+
+    def _call(self, arrays: list[Any], training: bool | None = None) -> list[Any]:
         if not self.has_layers:
             feed = {k: self.tf.constant(a) for k, a in zip(self.input_keys, arrays, strict=False)}
             return self._as_list(self.fn(**feed))
@@ -191,6 +249,18 @@ class LoadedModel:
                             self.specs, None), f"reloaded and run ({why})")
 
 
+def _apply_id_hints(specs: list[InputSpec], hints: list[InputSpec]) -> None:
+    """Copy what the static graph knows about token-id inputs (the Embedding each feeds,
+    even through a float32 Input) onto the loaded model's specs, by name, else by position."""
+    by_name = {h.name: h for h in hints}
+    for i, spec in enumerate(specs):
+        hint = by_name.get(spec.name)
+        if hint is None and len(hints) == len(specs):
+            hint = hints[i]
+        if hint is not None and hint is not spec and hint.feeds_embedding:
+            spec.feeds_embedding, spec.vocab, spec.low = True, hint.vocab, hint.low
+
+
 def _embedding_bounds(model: Any) -> tuple[int | None, bool]:
     """(smallest Embedding input_dim, whether any Embedding masks id 0), nested included."""
     dims, masked = [], False
@@ -233,6 +303,8 @@ def load(tf: Any, path: Path, trust: bool, workdir: Path, specs: list[InputSpec]
     files), bare tf.saved_model signatures for SavedModels without Keras metadata."""
     notes: list[str] = []
     if path.is_dir():
+        if not trust:
+            refuse_graph_code(path)
         if (path / "keras_metadata.pb").is_file():
             try:
                 import tf_keras
@@ -267,20 +339,42 @@ def load(tf: Any, path: Path, trust: bool, workdir: Path, specs: list[InputSpec]
     return LoadedModel(tf, obj, "tf_keras", tf_keras, trust, workdir, specs, vocab), notes
 
 
+def refuse_graph_code(path: Path) -> None:
+    """Defence in depth before TensorFlow runs a SavedModel's functions (tf_keras falls back
+    to them too): the parent refuses such files already, the child checks the copy again."""
+    from inspector.errors import KinspectError
+    from inspector.readers.savedmodel import read_savedmodel
+    from inspector.rules.graph_security_rules import dangerous_sites
+
+    try:
+        graph = read_savedmodel(str(path))
+    except KinspectError as exc:
+        raise ProbeError("load", exc.one_line()) from None
+    ops = graph.graph_ops
+    reasons = sorted(dangerous_sites(ops)) if ops is not None else []
+    if ops is not None and not ops.complete:
+        reasons.append("a graph too big to check")
+    reasons += [f"a keras_metadata record unlike the model config ({extra.where})"
+                for extra in graph.extra_configs if extra.differs]
+    if reasons:
+        raise ProbeError("refused", "the SavedModel would run " + ", ".join(reasons[:6])
+                         + "; pass --trust to probe it anyway")
+
+
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:240]}"
+    return error_text(exc)
 
 
 def _copy_in(src: Path, workdir: Path) -> Path:
     """Loaders get a private copy: HDF5 locking and SavedModel readers never touch the
-    user's file, and a loader that wants a writable path has one."""
-    dest = workdir / src.name
-    if src.is_dir():
-        shutil.copytree(src, dest)
-    else:
-        shutil.copyfile(src, dest)
-    return dest
+    user's file, and a loader that wants a writable path has one. Regular files only,
+    nothing from outside a SavedModel directory, size-capped (see private_copy)."""
+    try:
+        return private_copy(src, workdir)
+    except CopyRefused as exc:
+        raise ProbeError("load", f"refused to copy the model for loading: {exc}") from None
+    except OSError as exc:
+        raise ProbeError("load", f"cannot copy the model for loading: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- device
@@ -386,18 +480,20 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
         import tensorflow as tf
 
         tf.get_logger().setLevel("ERROR")
+    emit({"event": "progress", "stage": "import", "fraction": IMPORT_DONE})
     device, device_name = pick_device(tf, str(opts.get("device", "auto")))
-    specs = [InputSpec(s["name"], list(s["shape"]), s.get("dtype") or "float32", plan.get("vocab"))
-             for s in plan.get("inputs") or [] if s.get("shape")]
+    specs = static_specs(plan)
     source = Path(plan["path"])
     trust = bool(opts.get("trust"))
-    with tempfile.TemporaryDirectory(prefix="kinspect-probe-") as tmp, tf.device(device):
+    with tempfile.TemporaryDirectory(prefix="kinspect-probe-", dir=plan.get("workdir")) as tmp, \
+            tf.device(device):
         workdir = Path(tmp)
         emit({"event": "stage", "stage": "load", "message": f"loading {source.name}"})
         with timer.stage("load"):
             private = _copy_in(source, workdir)
             model, notes = load(tf, private, trust, workdir, specs, plan.get("vocab"))
             model.source = private
+        emit({"event": "progress", "stage": "load", "fraction": LOAD_DONE})
         real = None
         if opts.get("inputs"):
             emit({"event": "stage", "stage": "inputs", "message": "reading --inputs"})
@@ -406,8 +502,17 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
                     real = load_real_inputs(str(opts["inputs"]), model.specs)
                 except InputsError as exc:
                     raise ProbeError("inputs", str(exc)) from None
-        body = run_measurements(model, int(opts.get("samples", 64)), int(opts.get("seed", 0)),
-                                real, emit, timer, opts.get("check_sizes"))
+        macs = plan.get("macs_per_sample")
+        samples, samples_why = samples_for_cost(opts.get("samples"), macs)
+        sizes = Sizes.for_cost(macs, opts.get("check_sizes"), model.fixed_batch)
+        try:
+            body = run_measurements(model, samples, int(opts.get("seed", 0)), real,
+                                    _after_load(emit), timer, sizes, macs,
+                                    input_range=plan.get("input_range"))
+        except InputsError as exc:
+            raise ProbeError("inputs", str(exc)) from None
+        body["samples_chosen"] = samples_why
+        body["fixed_batch"] = model.fixed_batch
         used = _device_used(tf, device)
     import keras
 
@@ -427,14 +532,51 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     }
 
 
+# Overall progress when TensorFlow is imported and when the model is loaded (a ResNet50 takes
+# ~3 s and ~5 s of a ~25 s run): the measurements' own fractions fill the rest.
+IMPORT_DONE = 0.1
+LOAD_DONE = 0.25
+
+
+def _after_load(emit: Emitter) -> Callable[[dict[str, Any]], None]:
+    """``emit`` with the measurements' progress fractions mapped into [LOAD_DONE, 1]."""
+    def forward(event: dict[str, Any]) -> None:
+        if event.get("event") == protocol.PROGRESS:
+            fraction = float(event.get("fraction") or 0.0)
+            event = {**event, "fraction": round(LOAD_DONE + (1 - LOAD_DONE) * fraction, 3)}
+        emit(event)
+
+    return forward
+
+
+def static_specs(plan: dict[str, Any]) -> list[InputSpec]:
+    """The plan's input specs from the static graph, with what it knows about token ids:
+    ``id_inputs`` {name: {vocab, mask_zero}} names the inputs that feed an Embedding."""
+    ids = plan.get("id_inputs") or {}
+    specs = []
+    for s in plan.get("inputs") or []:
+        if not s.get("shape"):
+            continue
+        spec = InputSpec(s["name"], list(s["shape"]), s.get("dtype") or "float32",
+                         plan.get("vocab"))
+        hint = ids.get(s["name"])
+        if isinstance(hint, dict) and isinstance(hint.get("vocab"), int):
+            spec.feeds_embedding, spec.vocab = True, int(hint["vocab"])
+            spec.low = 1 if hint.get("mask_zero") else 0
+        specs.append(spec)
+    return specs
+
+
 def _limit_memory(mb: int) -> str:
-    """Cap this process's address space (set here rather than in the parent's preexec_fn,
-    which is unsafe when the parent has threads, as the TUI does). Best effort by platform."""
+    """Cap the memory this process may allocate (set here rather than in the parent's
+    preexec_fn, which is unsafe when the parent has threads, as the TUI does). RLIMIT_DATA,
+    not RLIMIT_AS: TensorFlow reserves GBs of address space it never uses (CUDA far more),
+    so an address-space cap would break it long before memory runs short."""
     try:
         import resource
 
         cap = mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
     except (ImportError, AttributeError, ValueError, OSError) as exc:
         return f"not applied on this platform ({type(exc).__name__})"
-    return f"address space capped at {mb} MB"
+    return f"data memory capped at {mb} MB (RLIMIT_DATA)"

@@ -19,13 +19,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from inspector.probe.error_text import error_text
 from inspector.probe.inputs import (
+    RANGE_LABELS,
     TOKEN_IDS,
+    InputsError,
     InputSpec,
     RealInputs,
     distributions_for,
     random_batch,
 )
+from inspector.probe.input_range import CONFUSABLE, RANGES
 from inspector.probe.layer_pass import (
     FLAT_ABS,
     ArrayOps,
@@ -48,6 +52,13 @@ SAME_REL = 1e-4
 # a model trained behind Dropout(0.99): <= 0.015).
 SOFT_PROB_STD = 0.03
 TOP_CLASS_COLLAPSE = 0.95
+# ... and so is one predicting one class for >= TOP_CLASS_COLLAPSE of inputs on its own range
+# with probabilities moving less than ONE_CLASS_PROB_STD (a frozen random CNN on [0,1]
+# images: 0.04; healthy fixtures where one class wins that often: >= 0.1).
+ONE_CLASS_PROB_STD = 0.05
+# A purely affine model (no activation anywhere) only collapses when its output does not
+# move at float32 precision: a large constant offset is no collapse.
+AFFINE_REL = 1e-6
 # Scale sensitivity needs one range where the model clearly works (probabilities moving by
 # RESPONSIVE_PROB_STD): a model that barely reacts to random inputs at any scale (global
 # pooling over noise) proves nothing about scale.
@@ -60,7 +71,16 @@ TRAIN_PASSES = 2
 # Batch size of every predict() call: a later predict() of at most this many samples reuses
 # the traced function instead of retracing it for a new batch shape (seconds on a ResNet50).
 PREDICT_BATCH = 32
-BIG_SECONDS_PER_SAMPLE = 0.02   # ResNet50 on 2 CPU cores: ~0.09; an MLP: < 0.01
+# Models above this many multiply-accumulates per sample (inspector.cost, from the saved
+# shapes) get the big-model check sizes: ResNet50 at 224x224 is ~3.9e9 (~0.09 s a sample on
+# 2 CPU cores), MobileNetV2 ~3e8, the probe fixtures < 1e5.
+BIG_MACS_PER_SAMPLE = 2e8
+# Random samples per input range when the user does not choose: DEFAULT_SAMPLES, fewer when
+# that many would cost more than SAMPLE_MACS_BUDGET multiply-accumulates per range (ResNet50:
+# 16 samples, ~1.5 s a range on 2 CPU cores), never fewer than MIN_SAMPLES.
+DEFAULT_SAMPLES = 64
+SAMPLE_MACS_BUDGET = 6.4e10
+MIN_SAMPLES = 8
 LAYER_CHUNK = 4
 MAX_UNITS_SHOWN = 32
 
@@ -93,7 +113,7 @@ class Model(Protocol):
 # ----------------------------------------------------------------------------- statistics
 
 
-def output_stats(name: str, arr: np.ndarray) -> dict[str, Any]:
+def output_stats(name: str, arr: np.ndarray, affine: bool = False) -> dict[str, Any]:
     """Across-input variation, class histogram and range of one output on one batch."""
     a = np.asarray(arr, dtype="float64")
     n = a.shape[0] if a.ndim else 1
@@ -117,7 +137,7 @@ def output_stats(name: str, arr: np.ndarray) -> dict[str, Any]:
         "probability_like": bool(probability),
     }
     stats.update(_class_histogram(a, probability))
-    stats["collapsed"] = output_collapsed(stats)
+    stats["collapsed"] = output_collapsed(stats, affine)
     return stats
 
 
@@ -139,16 +159,18 @@ def _class_histogram(a: np.ndarray, probability: bool) -> dict[str, Any]:
     }
 
 
-def output_collapsed(stats: dict[str, Any]) -> bool:
+def output_collapsed(stats: dict[str, Any], affine: bool = False) -> bool:
     """True when the output barely depends on the input (see the thresholds above)."""
     if stats["shape"] and stats["shape"][0] < 2:
         return False
     if stats["probability_like"]:
         top = stats.get("top_class_fraction")
-        soft = top is not None and top >= TOP_CLASS_COLLAPSE and stats["std_max"] < SOFT_PROB_STD
+        soft = (top is not None and top >= TOP_CLASS_COLLAPSE
+                and stats["std_max"] < ONE_CLASS_PROB_STD)
         return bool(stats["std_max"] < COLLAPSE_PROB_STD or soft)
     scale = max(stats["mean_abs"], 1e-12)
-    return bool(stats["std_max"] <= FLAT_ABS or stats["std_max"] / scale < COLLAPSE_REL)
+    rel = AFFINE_REL if affine else COLLAPSE_REL
+    return bool(stats["std_max"] <= FLAT_ABS or stats["std_max"] / scale < rel)
 
 
 def _responsive(stats: dict[str, Any]) -> bool:
@@ -222,14 +244,24 @@ def batch_dependence(model: Model, batch: list[np.ndarray], singles: int,
 
 def _signal_std(runs: list[np.ndarray]) -> np.ndarray:
     """Per-unit std across inputs of the mean of several training-mode passes, with the
-    pass-to-pass (dropout) noise subtracted, so noise is not mistaken for a response."""
+    pass-to-pass (dropout) noise subtracted, so noise is not mistaken for a response. Twice
+    the expected noise share is subtracted: with two passes the noise estimate itself is
+    noisy, and dropout near 1.0 must not pass for a model that responds in training mode."""
     stack = np.stack([finite(np.asarray(r, "float64")).reshape(r.shape[0], -1) for r in runs])
     mean = stack.mean(axis=0)
     var = mean.var(axis=0)
     if len(runs) > 1:
         noise = ((stack[0] - stack[1]) ** 2).mean(axis=0) / 2.0
-        var = np.maximum(var - noise / len(runs), 0.0)
+        var = np.maximum(var - 2.0 * noise / len(runs), 0.0)
     return np.sqrt(var)
+
+
+def _pass_noise(runs: list[np.ndarray]) -> float:
+    """Mean |difference| between two training-mode passes: what dropout alone changes."""
+    if len(runs) < 2:
+        return 0.0
+    a, b = (finite(np.asarray(r, "float64")) for r in runs[:2])
+    return float(np.abs(a - b).mean())
 
 
 def _gap_one(model: Model, batch: list[np.ndarray], infer: list[np.ndarray],
@@ -241,7 +273,8 @@ def _gap_one(model: Model, batch: list[np.ndarray], infer: list[np.ndarray],
         x64 = finite(np.asarray(x, "float64"))
         y64 = np.mean([finite(np.asarray(o, "float64")) for o in outs], axis=0)
         spread = variation(x64)[0] + variation(y64)[0]
-        diff = float(np.abs(x64 - y64).mean())
+        # the part of the difference dropout noise cannot explain
+        diff = max(0.0, float(np.abs(x64 - y64).mean()) - _pass_noise(outs))
         ratios.append(diff / max(spread, 1e-9) if diff > FLAT_ABS else 0.0)
         if x64.ndim >= 2 and x64.shape[-1] > 1:
             agreements.append(float((x64.argmax(-1) == y64.argmax(-1)).mean()))
@@ -257,7 +290,7 @@ def _gap_one(model: Model, batch: list[np.ndarray], infer: list[np.ndarray],
 
 def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
                     inferred: dict[str, list[np.ndarray]], passes: int,
-                    max_ranges: int | None = None) -> dict[str, Any]:
+                    max_ranges: int | None = None, own: str | None = None) -> dict[str, Any]:
     """training=True vs the inference outputs already predicted, on a few samples of every
     input range (or the real inputs, keyed ``real``).
 
@@ -270,7 +303,11 @@ def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
     after the first one without it cannot change it and are not run (``not_run``). Ranges
     come in the order given, the ones the model works on first: a healthy model shows no
     gap on its own range and stops there, while BatchNormalization statistics that never
-    moved show one on every range, so big models try at most ``max_ranges`` of them."""
+    moved show one on every range, so big models try at most ``max_ranges`` of them.
+
+    ``own``: the model's own input range (see input_range): an inference collapse there
+    counts like one on real inputs; on the other ranges it is only reported, under
+    ``off_range_inference_collapse``, so no entry says "collapses" next to "no gap"."""
     saved = model.get_state()
     per = {}
     for dist, batch in list(batches.items())[:max_ranges]:
@@ -283,9 +320,13 @@ def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
     everywhere = min(v["diff_over_spread"] for v in per.values())
     # Random inputs are off-distribution for BatchNormalization: healthy models collapse in
     # inference on some range while batch statistics rescue training mode. Only real inputs
-    # make that pattern a finding.
-    collapsing = sorted(d for d, v in per.items()
-                        if v["inference_collapsed_training_varies"] and d == "real")
+    # or the model's own range make that pattern a finding.
+    counted = {"real"} if "real" in batches else {own}
+    for d, v in per.items():
+        if d not in counted and v["inference_collapsed_training_varies"]:
+            v["inference_collapsed_training_varies"] = False
+            v["off_range_inference_collapse"] = True
+    collapsing = sorted(d for d, v in per.items() if v["inference_collapsed_training_varies"])
     return {"per_distribution": per, "min_diff_over_spread": everywhere,
             "not_run": [d for d in batches if d not in per],
             "inference_collapses_on": collapsing, "passes": passes, "max_ranges": max_ranges,
@@ -329,14 +370,15 @@ def _guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return fn()
     except Exception as exc:  # the model's own code may raise anything
-        return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        return {"error": error_text(exc)}
 
 
 @dataclass
 class Sizes:
     """How many samples each extra check uses. Models that cost more than
-    BIG_SECONDS_PER_SAMPLE per sample in the main predict get the small sizes, so the checks
-    stay a fraction of the predict time the user would pay anyway."""
+    BIG_MACS_PER_SAMPLE get the small sizes, so the checks stay a fraction of the predict
+    time the user would pay anyway. The cost is a static estimate, never a timing: the
+    same model must get the same checks on a busy CI runner and on a quiet laptop."""
 
     layer_per_dist: int = 16
     layer_chunk: int | None = None      # samples per eager call of the per-layer pass
@@ -346,20 +388,27 @@ class Sizes:
     singles: int = 6
 
     @classmethod
-    def for_cost(cls, seconds_per_sample: float, override: Any = None) -> Sizes:
-        """``override`` (tests): ``"big"`` picks the big-model sizes whatever the cost, a
-        dict replaces single fields."""
+    def for_cost(cls, macs_per_sample: float | None, override: Any = None,
+                 fixed_batch: int | None = None) -> Sizes:
+        """``macs_per_sample`` None (unknown): the full sizes. ``override`` (tests): ``"big"``
+        picks the big-model sizes whatever the cost, a dict replaces single fields, a Sizes
+        is used as it is. ``fixed_batch``: the batch size a model was built for (stateful
+        RNNs): the per-layer pass calls it with that many samples at a time."""
+        if isinstance(override, Sizes):
+            return override
         if override == "big":
-            seconds_per_sample = float("inf")
-        sizes = cls._for_cost(seconds_per_sample)
+            macs_per_sample = float("inf")
+        sizes = cls._for_cost(macs_per_sample or 0.0)
+        if fixed_batch:
+            sizes = replace(sizes, layer_chunk=fixed_batch)
         if isinstance(override, dict):
             sizes = replace(sizes, **{k: v for k, v in override.items()
                                       if k in {f.name for f in fields(cls)}})
         return sizes
 
     @classmethod
-    def _for_cost(cls, seconds_per_sample: float) -> Sizes:
-        if seconds_per_sample > BIG_SECONDS_PER_SAMPLE:
+    def _for_cost(cls, macs_per_sample: float) -> Sizes:
+        if macs_per_sample > BIG_MACS_PER_SAMPLE:
             # eager calls of a ResNet50 cost ~0.15 s + 0.05 s per sample once warm, plus
             # the first touch of the memory they keep alive: few samples, in chunks (see
             # layer_pass), and check <= layer_per_dist so the per-layer pass's outputs can
@@ -370,52 +419,84 @@ class Sizes:
         return cls()
 
 
+def samples_for_cost(requested: int | None, macs_per_sample: float | None) -> tuple[int, str]:
+    """(random samples per input range, why that many). A number the user chose is kept; by
+    default DEFAULT_SAMPLES, fewer for a model whose static cost would make that many
+    expensive (a ResNet50 took minutes at 64 samples a range on 2 CPU cores)."""
+    if requested:
+        return int(requested), "as requested (--samples)"
+    if not macs_per_sample or macs_per_sample * DEFAULT_SAMPLES <= SAMPLE_MACS_BUDGET:
+        return DEFAULT_SAMPLES, "default"
+    n = max(MIN_SAMPLES, int(SAMPLE_MACS_BUDGET // macs_per_sample))
+    return n, (f"{n} instead of {DEFAULT_SAMPLES}: the model costs about "
+               f"{macs_per_sample:.2g} multiply-accumulates a sample (--samples overrides)")
+
+
 def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | None,
-                     emit: Emit, timer: Timer, sizes_override: Any = None) -> dict[str, Any]:
+                     emit: Emit, timer: Timer, sizes_override: Any = None,
+                     macs_per_sample: float | None = None,
+                     input_range: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every measurement, in order, with progress events; returns the probe section body.
-    ``sizes_override``: see Sizes.for_cost (tests run big-model sizes on small fixtures)."""
+    ``macs_per_sample``: the static cost estimate that sizes the checks; ``sizes_override``:
+    see Sizes.for_cost (tests run big-model sizes on small fixtures); ``input_range``: the
+    static guess of the model's own range (inspector.probe.input_range), judged first."""
     specs = model.specs
-    dists = distributions_for(specs)
+    assumed = _assumed_range(input_range, specs)
+    affine = bool(assumed.get("affine"))
+    dists = _own_first(distributions_for(specs), assumed["name"])
     steps = len(dists) + (1 if real else 0) + 6
     done = 0
 
-    def progress(stage: str, message: str) -> None:
+    def progress(stage: str, message: str, **detail: Any) -> None:
         nonlocal done
-        emit({"event": "stage", "stage": stage, "message": message})
+        emit({"event": "stage", "stage": stage, "message": message, **detail})
         emit({"event": "progress", "stage": stage, "fraction": round(done / steps, 3)})
         done += 1
 
     per_dist: dict[str, Any] = {}
     batches: dict[str, list[np.ndarray]] = {}
     predicted: dict[str, list[np.ndarray]] = {}
-    durations = []
-    for dist in dists:
-        progress("outputs", f"predict on {samples} {dist} samples")
+    sizes = Sizes.for_cost(macs_per_sample, sizes_override)
+    range_errors: dict[str, str] = {}     # a range the model cannot take must not end the run
+    for i, dist in enumerate(dists, 1):
+        label = RANGE_LABELS[dist]
+        progress("outputs", f"predict on {samples} samples in {label}", range=label, step=i,
+                 steps=len(dists))
         with timer.stage("predict"):
             batch = random_batch(specs, dist, samples, seed)
-            start = time.perf_counter()
-            outs = model.predict(batch)
-            durations.append(time.perf_counter() - start)
+            try:
+                outs = model.predict(batch)
+            except Exception as exc:  # the model's own code may raise anything
+                range_errors[dist] = error_text(exc)
+                continue
         batches[dist], predicted[dist] = batch, outs
-        stats = [output_stats(n, o) for n, o in zip(model.output_names, outs, strict=False)]
+        stats = [output_stats(n, o, affine)
+                 for n, o in zip(model.output_names, outs, strict=False)]
         per_dist[dist] = {"outputs": stats, "collapsed": all(s["collapsed"] for s in stats),
                           "nan": sum(s["nan"] + s["inf"] for s in stats)}
-    # the fastest range is the one that paid no tracing: the model's own cost per sample
-    sizes = Sizes.for_cost(min(durations) / max(1, samples), sizes_override)
+    dists = tuple(d for d in dists if d not in range_errors)
+    if not dists and real is None:
+        dist, why = next(iter(range_errors.items()))
+        raise InputsError(f"the model failed on every random input range "
+                          f"({RANGE_LABELS[dist]}: {why}); pass real samples with --inputs")
     real_section = None
     if real is not None:
-        progress("outputs", f"predict on {real.count} real inputs")
+        progress("outputs", f"predict on {real.count} real inputs", range=RANGE_LABELS["real"])
         with timer.stage("predict"):
             outs = model.predict(real.arrays)
         batches["real"], predicted["real"] = real.arrays, outs
-        stats = [output_stats(n, o) for n, o in zip(model.output_names, outs, strict=False)]
+        stats = [output_stats(n, o, affine)
+                 for n, o in zip(model.output_names, outs, strict=False)]
         real_section = {**real.as_dict(), "outputs": stats,
                         "collapsed": all(s["collapsed"] for s in stats),
                         "nan": sum(s["nan"] + s["inf"] for s in stats)}
 
-    primary = _primary(per_dist, dists)
+    primary = _primary(per_dist, dists) if dists else None
     working = [d for d in dists if not per_dist[d]["collapsed"] and not per_dist[d]["nan"]]
-    key = "real" if real is not None else primary
+    responsive = [d for d in working if all(_responsive(s) for s in per_dist[d]["outputs"])]
+    judged = _judged_range(assumed, per_dist, responsive, primary)
+    own = judged["name"] if judged["name"] in per_dist else None
+    key = "real" if real is not None else own
     check_batch = [a[: sizes.check] for a in batches[key]]
     check_pred = [o[: sizes.check] for o in predicted[key]]
     again = min(len(batches[key][0]), PREDICT_BATCH)     # a batch shape predict() has traced
@@ -445,7 +526,7 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
     progress("training", "training=True vs training=False")
     with timer.stage("training"):
         keys = ["real"] if real is not None else sorted(
-            dists, key=lambda d: (d != primary, d not in working))     # stable otherwise
+            dists, key=lambda d: (d != key, d not in working))     # stable otherwise
         gap_in = {k: [a[: sizes.gap] for a in batches[k]] for k in keys}
         gap_ref = {k: [o[: sizes.gap] for o in predicted[k]] for k in keys}
         sublayers = model.sublayers() if model.has_layers else []
@@ -458,25 +539,22 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
                    "train_infer_gap": False}
         else:
             gap = _guarded(lambda: train_infer_gap(model, gap_in, gap_ref, passes,
-                                                   sizes.gap_ranges))
+                                                   sizes.gap_ranges, own))
     emit({"event": "progress", "stage": "training", "fraction": 1.0})
 
-    collapsed_on = [d for d in dists if d in UNIT_SCALE and per_dist[d]["collapsed"]]
-    shown = primary
-    if real_section is None and collapsed_on and len(collapsed_on) == len(
-            [d for d in dists if d in UNIT_SCALE]):
-        shown = collapsed_on[0]        # show the collapse, not the one range that escapes it
-    reference = real_section if real_section is not None else per_dist[shown]
-    responsive = [d for d in working if all(_responsive(s) for s in per_dist[d]["outputs"])]
+    shown = own                        # the model's own range, never the one that escapes
+    reference = real_section if real_section is not None else per_dist[own]
+    confusable = [d for d in CONFUSABLE.get(own or "", ()) if d in per_dist]
     eager_nan = layer_section.get("eager_output_nan")
     graph_nan = any(per_dist[d]["nan"] for d in dists) or bool(real_section
                                                                 and real_section["nan"])
     verdict = {
-        "collapsed": (bool(real_section["collapsed"]) if real_section is not None
-                      else all(per_dist[d]["collapsed"] for d in dists if d in UNIT_SCALE)),
+        "collapsed": bool(reference["collapsed"]),
         "nondeterministic": bool(det.get("nondeterministic", False)),
         "batch_dependent": bool(bdep.get("batch_dependent", False)),
-        "scale_sensitive": len(dists) > 1 and bool(responsive) and len(working) < len(dists),
+        # works on its own range, collapses on the range a caller plausibly confuses it with
+        "scale_sensitive": (own in responsive
+                            and any(per_dist[d]["collapsed"] for d in confusable)),
         "train_infer_gap": bool(gap.get("train_infer_gap", False)),
         "nan_outputs": bool(graph_nan or eager_nan),
         "roundtrip_mismatch": bool(rt.get("mismatch", False)),
@@ -487,10 +565,13 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
         "seed": seed,
         "check_sizes": asdict(sizes),
         "inputs": [s.as_dict() for s in specs],
+        "input_range": judged,
         "distributions": per_dist,
         "primary_distribution": primary,
+        "range_errors": range_errors,
         "outputs_from": "real_inputs" if real_section is not None else shown,
         "working_distributions": working,
+        "confusable_distributions": confusable,
         "responsive_distributions": responsive,
         "real_inputs": real_section,
         "outputs": reference["outputs"],
@@ -541,6 +622,55 @@ def _training_sensitive(layers: list[Any]) -> bool:
         if any(m in cls.__name__ for m in _TRAINING_MARKERS) or _dropout_rate(layer) > 0:
             return True
     return False
+
+
+def _assumed_range(given: dict[str, Any] | None, specs: list[InputSpec]) -> dict[str, Any]:
+    """The plan's input range, or the input-kind default when the plan has none (plans built
+    by hand, SavedModel signatures without a static graph)."""
+    if specs and all(s.is_int for s in specs):
+        return {"name": TOKEN_IDS, "low": 0.0, "high": float(max(s.vocab or 2 for s in specs)),
+                "reason": "integer inputs: in-vocabulary token ids", "source": "default",
+                "confidence": "high", "affine": False, "label": RANGE_LABELS[TOKEN_IDS]}
+    if given and given.get("name") in RANGES:
+        return dict(given)
+    image = any(len(s.shape) == 4 and s.shape[-1] in (1, 3, 4) for s in specs)
+    name = "uniform01" if image else "normal"
+    low, high = RANGES[name][:2]
+    return {"name": name, "low": low, "high": high, "source": "default", "confidence": "low",
+            "reason": ("image input: pixels are usually fed divided by 255" if image else
+                       "tabular/sequence features are usually standardized"),
+            "affine": False, "label": RANGE_LABELS[name]}
+
+
+def _own_first(dists: tuple[str, ...], own: str) -> tuple[str, ...]:
+    return (own, *[d for d in dists if d != own]) if own in dists else dists
+
+
+def _judged_range(assumed: dict[str, Any], per_dist: dict[str, Any], responsive: list[str],
+                  primary: str | None) -> dict[str, Any]:
+    """The range the verdicts are judged on: the assumed one, unless that is only a default
+    guess on which the model collapses while it clearly works on another unit-scale range
+    (never 0..255: a collapsed model's head often wakes up on 255x larger inputs), or a
+    range the model could not take at all (then the one it responds to most)."""
+    judged = dict(assumed)
+    name = assumed["name"]
+    if name not in per_dist:
+        other = primary if primary in per_dist else None
+        if other is None:
+            return judged
+        escape = [other]
+    elif assumed.get("confidence") != "low" or not per_dist[name]["collapsed"]:
+        return judged
+    else:
+        escape = [d for d in responsive if d in UNIT_SCALE and d != name]
+    if escape:
+        to = escape[0]
+        judged.update(name=to, low=RANGES[to][0], high=RANGES[to][1], label=RANGE_LABELS[to],
+                      reason=f"{assumed['reason']}; but the model is flat or fails on "
+                             f"{RANGE_LABELS.get(name, name)} and responds on "
+                             f"{RANGE_LABELS[to]}, so it is judged there",
+                      assumed=name)
+    return judged
 
 
 def _primary(per_dist: dict[str, Any], dists: tuple[str, ...]) -> str:

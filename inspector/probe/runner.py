@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,12 +21,18 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from inspector.cost import macs_per_sample
 from inspector.graph import ModelGraph
 from inspector.options import Options
 from inspector.probe import protocol
+from inspector.probe.input_range import infer_input_range
+from inspector.probe.token_inputs import token_inputs
 from inspector.report.model import Report
 
-RISKY_RULES = ("lambda-layer", "custom-object", "untrusted-module-reference")
+# Static findings that keep the probe off without --trust: code the file would run, and a
+# polyglot file (Keras may load a different model than the one the static pass read).
+RISKY_RULES = ("lambda-layer", "custom-object", "untrusted-module-reference",
+               "polyglot-container", "savedmodel-metadata-mismatch", "savedmodel-dangerous-op")
 STDERR_TAIL = 1500
 _EOF = object()
 
@@ -44,6 +51,9 @@ def build_plan(graph: ModelGraph, options: Options) -> dict[str, Any]:
         "format": graph.format,
         "inputs": [t.as_dict() for t in graph.inputs],
         "vocab": min(vocabs) if vocabs else None,
+        "id_inputs": token_inputs(graph),
+        "macs_per_sample": macs_per_sample(graph),
+        "input_range": infer_input_range(graph),
         "options": {
             "device": options.device,
             "samples": options.samples,
@@ -70,27 +80,34 @@ class ProbeRunner:
 
     def events(self) -> Iterator[dict[str, Any]]:
         deadline = time.monotonic() + self.timeout
-        with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err:
-            try:
-                proc = self._spawn(err)
-            except OSError as exc:
-                yield _error("crashed", f"cannot start the probe child: {exc}")
-                return
-            lines: queue.Queue[object] = queue.Queue()
-            reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
-            reader.start()
-            try:
-                yield from self._read(proc, lines, deadline, err)
-            finally:
-                self._kill()
-                reader.join(timeout=5)
+        # The parent owns the child's temp folder (model copy, round-trip saves) and removes
+        # it here, after the child is dead: a killed child cannot clean up after itself.
+        workdir = tempfile.mkdtemp(prefix="kinspect-probe-")
+        plan, self.plan = self.plan, with_workdir(self.plan, workdir)
+        try:
+            with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err:
+                try:
+                    proc = self._spawn(err)
+                except OSError as exc:
+                    yield _error("crashed", f"cannot start the probe child: {exc}")
+                    return
+                lines: queue.Queue[object] = queue.Queue()
+                reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
+                reader.start()
+                try:
+                    yield from self._read(proc, lines, deadline, err)
+                finally:
+                    self._kill()
+                    reader.join(timeout=5)
+        finally:
+            self.plan = plan
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _spawn(self, err: Any) -> subprocess.Popen[str]:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        env["PYTHONUNBUFFERED"] = "1"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "inspector.probe", "-"],
+            child_command(),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
             env=env, start_new_session=True,   # own process group: killable as a whole
         )
@@ -171,6 +188,54 @@ class ProbeRunner:
         except (ProcessLookupError, PermissionError):
             proc.kill()
         proc.wait()
+
+
+# Run by ``python -I``: sets the import path from argv before anything is imported, so no
+# module can come from the current directory or from PYTHON* variables.
+_BOOT = ("import sys; end = sys.argv.index('--'); sys.path[:] = sys.argv[1:end]; "
+         "del sys.argv[1:end + 1]; from inspector.probe.child import main; "
+         "raise SystemExit(main())")
+
+
+def child_command() -> list[str]:
+    """The probe child's command line: isolated from the folder kinspect runs in.
+
+    ``python -m`` would put the current directory first on ``sys.path``, so a ``json.py``
+    there would run in the child. ``-I`` adds neither it nor user site-packages and ignores
+    PYTHON* variables; the child gets the parent's import path instead (PYTHONPATH entries
+    and user site included, so TensorFlow is found where the parent finds it), minus the
+    current-directory entry ``-m``/``-c`` put first and any relative entry.
+    """
+    flags = ["-I", "-u"]                       # -u: events must not wait in a buffer
+    if sys.dont_write_bytecode:
+        flags.append("-B")
+    flags += ["-O"] * sys.flags.optimize
+    return [sys.executable, *flags, "-c", _BOOT, *child_sys_path(), "--", "-"]
+
+
+def child_sys_path() -> list[str]:
+    """The parent's ``sys.path`` without the current directory that ``-m``/``-c`` (or an
+    interactive session) put first, and without relative entries (they mean the cwd)."""
+    entries = list(sys.path)
+    if entries and not getattr(sys.flags, "safe_path", False):
+        first = entries[0]
+        if first == "" or _same_dir(first, os.getcwd()):
+            entries = entries[1:]
+    return [e for e in entries if e and os.path.isabs(e) and e != "--"]
+
+
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def with_workdir(plan: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """``plan`` (or each plan of a batch) told to keep its temp files below ``workdir``."""
+    if "batch" in plan:
+        return {**plan, "batch": [{**one, "workdir": workdir} for one in plan["batch"]]}
+    return {**plan, "workdir": workdir}
 
 
 def _pump(proc: subprocess.Popen[str], lines: queue.Queue[object]) -> None:

@@ -1,7 +1,8 @@
 """Static readers: every Keras container -> one ModelGraph, without importing TensorFlow.
 
 ``open_model`` sniffs the container by content (``detect.py``), dispatches to the reader for
-it and computes the graph facts (parameter counts, shapes) before returning.
+it and computes the graph facts (parameter counts, shapes) before returning. A file that is
+both HDF5 and zip gets a container issue whichever half was read.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from pathlib import Path
 
 from inspector.errors import ErrorKind, KinspectError
-from inspector.graph import ModelGraph
+from inspector.graph import ContainerIssue, ModelGraph
 from inspector.readers import detect
 from inspector.readers.graph_facts import finalize
 from inspector.readers.keras_config import strict
@@ -77,6 +78,9 @@ def open_model(path: str | os.PathLike[str]) -> ModelGraph:
             graph = read_keras_zip(p)
         else:
             graph = _read_savedmodel(p, shown)
+        mixed = detect.polyglot(p)
+        if mixed is not None:
+            graph.container_issues.append(ContainerIssue("hdf5-zip-polyglot", "file", mixed))
         finalize(graph)
         return graph
     except KinspectError:

@@ -25,6 +25,7 @@ from inspector.readers.optimizer_state import h5_optimizer_iterations
 from inspector.readers.safe_io import (
     H5Guard,
     H5WeightSource,
+    JsonTooLarge,
     LazyH5,
     attr,
     chunked_attr,
@@ -38,6 +39,9 @@ def load_json_attr(f: h5py.Group, name: str, shown: str) -> Any:
         return None
     try:
         return load_json(text)
+    except JsonTooLarge as exc:
+        raise KinspectError(shown, f"attribute {name} is too large to parse safely ({exc})",
+                            ErrorKind.TOO_LARGE) from exc
     except (TypeError, ValueError) as exc:
         raise KinspectError(shown, f"attribute {name} is not valid JSON",
                             ErrorKind.CORRUPT) from exc

@@ -11,6 +11,8 @@ Unknown layer classes are walked generically; an unknown *structure* raises only
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from inspector.graph import CallNode, LayerNode, TensorRef
@@ -28,6 +30,8 @@ POLICY_CLASSES = frozenset({"DTypePolicy", "Policy", "FloatDTypePolicy", "Quanti
 STRUCTURE_KEYS = ("layers", "layer", "backward_layer", "cell", "cells")
 # Keras 3 functional configs also list plain ops (``x != 0`` -> NotEqual); not layers.
 OPERATION_MODULES = ("keras.src.ops", "keras.ops")
+# Top-level packages whose objects a config may name without bringing outside code.
+BUILTIN_PACKAGES = frozenset({"keras", "tf_keras", "tensorflow"})
 _DROP_KEYS = frozenset({"shared_object_id"})
 
 
@@ -44,12 +48,25 @@ def _unexpected(what: str) -> None:
         raise ConfigStructureError(what)
 
 
+def in_package(name: str, packages: Iterable[str]) -> bool:
+    """``name`` is one of ``packages`` or a dotted submodule of one: ``keras.layers`` is in
+    ``keras``, ``keras_evil`` is not (a bare prefix test would let it pass)."""
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
 def is_builtin_module(module: Any) -> bool:
     if module is None:
         return True
     if not isinstance(module, str):
         return False
-    return module == "keras" or module.startswith(("keras.", "tf_keras", "tensorflow"))
+    return in_package(module, BUILTIN_PACKAGES)
+
+
+def is_builtin_registered_name(registered: Any) -> bool:
+    """A ``registered_name`` Keras writes for its own objects (``keras.layers.Dense``,
+    ``keras>...``); ``keras_evil>Scale`` is someone else's package."""
+    return isinstance(registered, str) and re.split(r"[.>]", registered, maxsplit=1)[0] in (
+        BUILTIN_PACKAGES)
 
 
 def is_object_dict(value: Any) -> bool:
@@ -73,8 +90,7 @@ def normalize_value(value: Any) -> Any:
             registered = value.get("registered_name")
             if not is_builtin_module(module):
                 out["module"] = module
-            if registered not in (None, cls) and not (
-                    isinstance(registered, str) and registered.startswith("keras")):
+            if registered not in (None, cls) and not is_builtin_registered_name(registered):
                 out["registered_name"] = registered
             return out
         return {k: normalize_value(v) for k, v in value.items() if k not in _DROP_KEYS}
@@ -216,7 +232,7 @@ def _is_operation(d: dict[str, Any], module: str | None) -> bool:
     """Keras 3 ops nodes: module ``keras.src.ops...``; legacy h5 drops the module, but an op's
     config holds only its name while every Layer config has ``trainable`` and ``dtype``."""
     if module is not None:
-        return module.startswith(OPERATION_MODULES)
+        return in_package(module, OPERATION_MODULES)
     nodes = d.get("inbound_nodes")
     k3_nodes = bool(nodes) and all(isinstance(n, dict) for n in nodes)
     return k3_nodes and set(d["config"]) <= {"name"}
@@ -253,7 +269,8 @@ def _parse_layer(d: Any, *, prefix: str | None, path: str | None = None,
     registered = registered or registered_hint
     node = LayerNode(name=name, path=node_path, class_name=class_name, config=config,
                      module=module, registered_name=registered,
-                     trainable=raw.get("trainable", True) is not False, dtype_policy=policy)
+                     trainable=raw.get("trainable", True) is not False, dtype_policy=policy,
+                     raw=d)
     build = d.get("build_config")
     if isinstance(build, dict):
         shape = build.get("input_shape")

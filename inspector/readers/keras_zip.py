@@ -21,7 +21,13 @@ from typing import IO, Any
 import h5py
 
 from inspector.errors import ErrorKind, KinspectError
-from inspector.graph import ContainerIssue, LayerNode, ModelGraph, WeightInfo
+from inspector.graph import (
+    ContainerIssue,
+    LayerNode,
+    ModelGraph,
+    WeightInfo,
+    unsafe_member_name,
+)
 from inspector.readers.detect import ZIP_CONFIG, ZIP_METADATA, ZIP_WEIGHTS, ZIP_WEIGHTS_NPZ
 from inspector.readers.h5_model import h5_weight
 from inspector.readers.keras_config import (
@@ -29,7 +35,14 @@ from inspector.readers.keras_config import (
     parse_root_config,
 )
 from inspector.readers.optimizer_state import keras_zip_optimizer_iterations
-from inspector.readers.safe_io import H5Guard, LazyH5, attr, global_heap_problem, load_json
+from inspector.readers.safe_io import (
+    H5Guard,
+    JsonTooLarge,
+    LazyH5,
+    attr,
+    global_heap_problem,
+    load_json,
+)
 from inspector.readers.variable_names import SUBOBJECTS, subobject_names, variable_names
 
 MAX_MEMBERS = 10_000
@@ -37,6 +50,12 @@ MAX_CONFIG_BYTES = 64 << 20
 MAX_METADATA_BYTES = 1 << 20
 MAX_RATIO = 200
 MAX_TOTAL_BYTES = 1 << 36
+# A deflated model.weights.h5 must be inflated to a temp file for h5py; the copy stops at
+# SPOOL_FACTOR x the archive's size (and MAX_SPOOL_BYTES), measured while inflating, because
+# the sizes in the zip headers are the attacker's word. Keras itself stores members.
+SPOOL_FACTOR = 2
+SPOOL_FLOOR = 16 << 20  # small legit archives may compress 3x+; 16 MiB of disk is harmless
+MAX_SPOOL_BYTES = 1 << 34
 WEIGHTS_PREFIX = f"{ZIP_WEIGHTS}:"
 CONTAINER_KEYS = ("layers", "_layer_checkpoint_dependencies")
 SKIP_SUBGROUPS = frozenset({"vars", "cell", "layer", "forward_layer", "backward_layer",
@@ -99,7 +118,17 @@ def _data_offset(path: str, info: zipfile.ZipInfo) -> int:
     return info.header_offset + 30 + name_len + extra_len
 
 
-def _check_bombs(zf: zipfile.ZipFile, shown: str) -> list[zipfile.ZipInfo]:
+class SpoolTooLarge(ValueError):
+    """The weights member inflated past the temp-file budget."""
+
+
+def spool_limit(archive_size: int) -> int:
+    """Most bytes a deflated member may inflate to on disk."""
+    return min(MAX_SPOOL_BYTES, max(SPOOL_FLOOR, SPOOL_FACTOR * archive_size))
+
+
+def _check_bombs(zf: zipfile.ZipFile, shown: str, archive_size: int
+                 ) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise KinspectError(shown, f"archive has {len(infos)} members (zip bomb guard)",
@@ -107,6 +136,11 @@ def _check_bombs(zf: zipfile.ZipFile, shown: str) -> list[zipfile.ZipInfo]:
     total = 0
     for info in infos:
         total += info.file_size
+        if info.header_offset + info.compress_size > archive_size:
+            raise KinspectError(
+                shown, f"member {info.filename!r} declares {info.compress_size} compressed "
+                f"bytes past the end of the {archive_size}-byte archive (lying zip header)",
+                ErrorKind.CORRUPT)
         if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise KinspectError(
                 shown, f"member {info.filename!r} expands {info.compress_size} -> "
@@ -142,12 +176,14 @@ def _checked_h5(fh: Any) -> h5py.File:
     return h5py.File(fh, "r")
 
 
-def weights_opener(path: str, info: zipfile.ZipInfo, owned: list[Any]
-                    ) -> Callable[[], h5py.File]:
-    """Lazy opener of the weights member: a window for stored members, else a spooled copy.
+def weights_opener(path: str, info: zipfile.ZipInfo, owned: list[Any],
+                   limit: int | None = None) -> Callable[[], h5py.File]:
+    """Lazy opener of the weights member: a window for stored members, else a spooled copy
+    of at most ``limit`` bytes (default: spool_limit of the archive), counted as it inflates.
 
     The raw file objects go to ``owned`` so LazyH5.close() can close them after h5py.
     """
+    cap = spool_limit(os.path.getsize(path)) if limit is None else limit
     if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
         offset = _data_offset(path, info)
 
@@ -160,15 +196,19 @@ def weights_opener(path: str, info: zipfile.ZipInfo, owned: list[Any]
     def open_spooled() -> h5py.File:
         tmp: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by LazyH5.close()
         owned.append(tmp)
+        written = 0
         with zipfile.ZipFile(path) as again, again.open(info.filename) as src:
-            remaining = info.file_size + 1
-            while remaining > 0:
-                block = src.read(min(1 << 20, remaining))
+            while True:
+                block = src.read(min(1 << 20, cap + 1 - written))
                 if not block:
                     break
+                written += len(block)
+                if written > cap:
+                    raise SpoolTooLarge(f"inflates past {cap} bytes (the temp-file cap: "
+                                        f"{SPOOL_FACTOR}x the archive, at least "
+                                        f"{SPOOL_FLOOR >> 20} MiB); not extracted")
                 tmp.write(block)
-                remaining -= len(block)
-        if remaining <= 0:
+        if written > info.file_size:
             raise ValueError("weights member larger than declared")
         return _checked_h5(tmp)
     return open_spooled
@@ -178,17 +218,21 @@ def read_keras_zip(path: str | os.PathLike[str]) -> ModelGraph:
     shown = str(path)
     try:
         zf = zipfile.ZipFile(path, "r")
+        archive_size = os.path.getsize(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise KinspectError(shown, f"not a readable zip archive ({exc})",
                             ErrorKind.CORRUPT) from exc
     with zf:
-        infos = {i.filename: i for i in _check_bombs(zf, shown)}
+        infos = {i.filename: i for i in _check_bombs(zf, shown, archive_size)}
         if ZIP_CONFIG not in infos:
             kind = "a .keras archive" if ZIP_WEIGHTS in infos else "a zip archive"
             raise KinspectError(shown, f"{kind} without config.json is not a Keras model",
                                 ErrorKind.NOT_A_MODEL)
         try:
             config = load_json(_read_member(zf, infos[ZIP_CONFIG], MAX_CONFIG_BYTES, shown))
+        except JsonTooLarge as exc:
+            raise KinspectError(shown, f"config.json is too large to parse safely ({exc})",
+                                ErrorKind.TOO_LARGE) from exc
         except ValueError as exc:
             raise KinspectError(shown, "config.json is not valid JSON",
                                 ErrorKind.CORRUPT) from exc
@@ -211,8 +255,8 @@ def read_keras_zip(path: str | os.PathLike[str]) -> ModelGraph:
         compile_config = config.get("compile_config")
         graph.training_config = normalize_training_config(compile_config)
         for name in infos:
-            if name not in (ZIP_CONFIG, ZIP_METADATA, ZIP_WEIGHTS) and not name.startswith(
-                    "assets/"):
+            if name not in (ZIP_CONFIG, ZIP_METADATA, ZIP_WEIGHTS) and not (
+                    name.startswith("assets/") and not unsafe_member_name(name)):
                 graph.container_issues.append(ContainerIssue(
                     "zip-unexpected-member", name, "member not written by Keras"))
         if ZIP_WEIGHTS in infos:
@@ -221,6 +265,13 @@ def read_keras_zip(path: str | os.PathLike[str]) -> ModelGraph:
             try:
                 opener = weights_opener(shown, info, owned)
                 wfile = opener()
+            except SpoolTooLarge as exc:
+                for obj in owned:
+                    obj.close()
+                graph.container_issues.append(ContainerIssue(
+                    "zip-member-too-large", ZIP_WEIGHTS, str(exc)))
+                graph.notes.append(f"{ZIP_WEIGHTS} was not extracted: architecture only")
+                return graph
             except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 for obj in owned:
                     obj.close()
@@ -229,7 +280,10 @@ def read_keras_zip(path: str | os.PathLike[str]) -> ModelGraph:
             lazy = LazyH5(opener, wfile)
             lazy.owned = owned
             graph.close = lazy.close
-            guard = H5Guard(wfile, info.file_size, graph.container_issues,
+            # the header's size is the attacker's word: the guard's ratios use what is real
+            real_size = min(info.file_size, archive_size if info.compress_type ==
+                            zipfile.ZIP_STORED else spool_limit(archive_size))
+            guard = H5Guard(wfile, real_size, graph.container_issues,
                             prefix=WEIGHTS_PREFIX)
             keras3 = not (graph.keras_version or "3").startswith("2")
             attach_zip_weights(root, wfile, guard, lazy, keras3, graph.notes)

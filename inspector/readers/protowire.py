@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
 
 # Wire types.
 VARINT = 0
@@ -174,3 +176,159 @@ def get_map(fields: Fields, number: int) -> dict[str, memoryview]:
         item = parse(entry)
         out[get_str(item, 1)] = get_bytes(item, 2) or memoryview(b"")
     return out
+
+
+# ---------------------------------------------------------------- messages still on disk
+
+WINDOW = 64 * 1024  # bytes fetched per read while walking a message that lives on disk
+
+
+class ReadCapError(WireError):
+    """The cap on bytes read from one file was reached before the message was walked."""
+
+
+class FileBudget:
+    """One open file read by wire fields, with a cap on the bytes readers take from it.
+
+    Large files (a saved_model.pb padded with a gigabyte-long unknown field) are never read
+    whole: fields are walked in windows, fields nobody asks for are skipped by seeking, and
+    every byte handed to a caller counts against ``limit``.
+    """
+
+    def __init__(self, handle: BinaryIO, limit: int) -> None:
+        self.handle = handle
+        self.limit = limit
+        self.used = 0
+
+    def charge(self, count: int) -> None:
+        if self.used + count > self.limit:
+            raise ReadCapError(f"reading {count} more bytes would pass the {self.limit}-byte "
+                               f"read cap ({self.used} bytes read so far)")
+        self.used += count
+
+    def fetch(self, offset: int, length: int) -> memoryview:
+        """Raw bytes at ``offset`` (not charged: callers charge what they keep)."""
+        self.handle.seek(offset)
+        data = self.handle.read(length)
+        if len(data) != length:
+            raise WireError(f"file ends {length - len(data)} bytes inside a field")
+        return memoryview(data)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A length-delimited field left on disk; read with :func:`load` or walked with
+    :func:`fields_of` only when a caller needs it."""
+
+    budget: FileBudget
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+
+Lazy = int | memoryview | Span
+
+
+def open_span(budget: FileBudget, size: int) -> Span:
+    """The whole file as one message."""
+    return Span(budget, 0, size)
+
+
+def load(value: Lazy, limit: int | None = None) -> memoryview:
+    """A length-delimited field's bytes, read from disk (and charged) when still there."""
+    if isinstance(value, int):
+        raise WireError("expected a length-delimited field, found an integer")
+    if limit is not None and len(value) > limit:
+        raise ReadCapError(f"a {len(value)}-byte field exceeds the {limit}-byte limit")
+    if isinstance(value, memoryview):
+        return value
+    value.budget.charge(value.length)
+    return value.budget.fetch(value.offset, value.length)
+
+
+def fields_of(value: Lazy) -> Iterator[tuple[int, int, Lazy]]:
+    """The top-level fields of a message in memory or on disk. On disk, fields that fit in a
+    read window come back as memoryviews (charged), bigger ones as unread :class:`Span`s."""
+    if isinstance(value, int):
+        raise WireError("expected a message, found an integer")
+    if isinstance(value, memoryview):
+        yield from iter_fields(value)
+        return
+    budget, pos, end = value.budget, value.offset, value.offset + value.length
+    while pos < end:
+        chunk = budget.fetch(pos, min(WINDOW, end - pos))
+        whole = pos + len(chunk) == end
+        cpos = 0
+        while cpos < len(chunk):
+            try:
+                number, wire, item, after = _field_at(chunk, cpos)
+            except _NeedMore as need:
+                if whole:
+                    raise WireError(str(need)) from None
+                if need.length is None or need.header + need.length <= WINDOW:
+                    if cpos == 0:  # a full window always holds a header or a small field
+                        raise WireError(str(need)) from None
+                    break  # refill from this field's start
+                start = pos + cpos
+                if start + need.header + need.length > end:
+                    raise WireError(f"field {need.number} length {need.length} runs past "
+                                    "the end") from None
+                budget.charge(need.header)
+                yield need.number, LEN, Span(budget, start + need.header, need.length)
+                cpos += need.header + need.length
+                break
+            budget.charge(after - cpos)
+            yield number, wire, item
+            cpos = after
+        pos += cpos
+
+
+class _NeedMore(Exception):
+    """The field at this position does not fit in the current window."""
+
+    def __init__(self, number: int, header: int, length: int | None) -> None:
+        super().__init__(f"field {number} is truncated")
+        self.number, self.header, self.length = number, header, length
+
+
+def _field_at(buf: memoryview, pos: int) -> tuple[int, int, Value, int]:
+    """One field at ``pos``: (number, wire type, value, next position)."""
+    end = len(buf)
+    try:
+        key, cur = read_varint(buf, pos, end)
+    except WireError as exc:
+        if "truncated" in str(exc):
+            raise _NeedMore(0, 0, None) from None
+        raise
+    number, wire = key >> 3, key & 7
+    if number == 0 or number > _MAX_FIELD:
+        raise WireError(f"invalid field number {number}")
+    try:
+        if wire == VARINT:
+            value, cur = read_varint(buf, cur, end)
+            return number, wire, value & 0xFFFFFFFFFFFFFFFF, cur
+        if wire == LEN:
+            length, body = read_varint(buf, cur, end)
+            if length > end - body:
+                raise _NeedMore(number, body - pos, length)
+            return number, wire, buf[body:body + length], body + length
+    except WireError as exc:
+        if "truncated" in str(exc):
+            raise _NeedMore(number, 0, None) from None
+        raise
+    size = {FIXED64: 8, FIXED32: 4}.get(wire)
+    if size is None:
+        raise WireError(f"unsupported wire type {wire} for field {number}")
+    if end - cur < size:
+        raise _NeedMore(number, 0, None)
+    return number, wire, struct.unpack_from("<Q" if size == 8 else "<I", buf, cur)[0], cur + size
+
+
+def parse_lazy(value: Lazy) -> dict[int, list[Lazy]]:
+    """Like :func:`parse` for a message in memory or on disk (big fields stay on disk)."""
+    fields: dict[int, list[Lazy]] = {}
+    for number, _wire, item in fields_of(value):
+        fields.setdefault(number, []).append(item)
+    return fields

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +25,16 @@ from inspector.graph import ContainerIssue
 COMPRESSED_RATIO_LIMIT = 1024
 ABSOLUTE_DATASET_LIMIT = 1 << 34  # 16 GiB, whatever the file size
 MAX_DEPTH = 32  # Keras nests a few levels; deeper means a hard-link cycle or a hostile file
+# HDF5 inflates a filtered chunk whole to read any part of it: a chunk bigger than this
+# per-read budget cannot be streamed, so its dataset is refused (module constant: tests lower it).
+MAX_CHUNK_BYTES = 64 << 20
+H5Z_DEFLATE, H5Z_SHUFFLE, H5Z_FLETCHER32 = 1, 2, 3
+# Parsed JSON costs ~30x its text in Python objects, and each object may become a layer the
+# rules walk (~7 KB each): a config is refused past these counts (measured on
+# keras.applications: NASNetLarge, 1041 layers, has 20k containers and 87k values).
+MAX_JSON_CONTAINERS = 100_000  # objects + arrays
+MAX_JSON_VALUES = 2_000_000    # every element and member (~ commas + colons)
+MAX_JSON_DEPTH = 256
 
 
 GCOL = b"GCOL"
@@ -132,8 +144,56 @@ def clean_json(value: Any) -> Any:
     return value
 
 
+class JsonTooLarge(ValueError):
+    """JSON text whose parsed form would exceed the object/value/depth budget."""
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _json_counts(data: bytes) -> str | None:
+    containers = data.count(b"{") + data.count(b"[")
+    if containers > MAX_JSON_CONTAINERS:
+        return f"{containers} JSON objects/arrays (limit {MAX_JSON_CONTAINERS})"
+    values = data.count(b",") + data.count(b":")
+    if values > MAX_JSON_VALUES:
+        return f"about {values} JSON values (limit {MAX_JSON_VALUES})"
+    depth = deepest = 0
+    for byte in data.translate(None, _NOT_BRACKETS):  # <= 2 * MAX_JSON_CONTAINERS bytes
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    if deepest > MAX_JSON_DEPTH:
+        return f"JSON nested {deepest} levels deep (limit {MAX_JSON_DEPTH})"
+    return None
+
+
+def json_budget_problem(data: bytes) -> str | None:
+    """Why parsing ``data`` would build too many Python objects or nest too deep, or None.
+
+    A byte cap alone lets 57 MiB of ``{}`` become ~3 GB of dicts. Brackets, commas and colons
+    are counted in C (bytes.count/translate); only when the raw counts exceed a limit are the
+    strings blanked out and counted again, so brackets inside strings never refuse a file.
+    """
+    problem = _json_counts(data)
+    if problem is None:
+        return None
+    strings = (data.count(b'"') - data.count(b'\\"')) // 2
+    if strings > MAX_JSON_VALUES:  # every string is a key or a value
+        return f"about {strings} JSON strings (limit {MAX_JSON_VALUES})"
+    return _json_counts(_JSON_STRING.sub(b'""', data))
+
+
 def load_json(text: str | bytes) -> Any:
-    """``json.loads`` whose strings are always encodable; ValueError on bad JSON."""
+    """``json.loads`` whose strings are always encodable; ValueError on bad JSON,
+    JsonTooLarge (a ValueError) when it would exceed the object/value/depth budget."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    problem = json_budget_problem(data)
+    if problem:
+        raise JsonTooLarge(problem)
     return clean_json(json.loads(text))
 
 
@@ -294,7 +354,60 @@ class H5Guard:
                 "hdf5-oversized-dataset", location,
                 f"declares {declared} bytes in a {self.file_size}-byte file (not read)"))
             return False
+        if compressed:
+            try:
+                problem = chunk_problem(ds)
+            except (OSError, RuntimeError, ValueError, TypeError, AttributeError,
+                    zlib.error) as exc:
+                problem = f"chunk index unreadable ({_short(exc)})"
+            if problem:
+                self._flag(ContainerIssue("hdf5-oversized-chunk", location,
+                                          f"{problem}; stats skipped"))
+                return False
         return True
+
+
+def chunk_bytes(ds: h5py.Dataset) -> int | None:
+    """Bytes of one whole chunk of ``ds`` once unfiltered; None for contiguous storage."""
+    if not ds.chunks:
+        return None
+    size = int(ds.dtype.itemsize)
+    for d in ds.chunks:
+        size *= int(d)
+    return size
+
+
+def chunk_problem(ds: h5py.Dataset) -> str | None:
+    """Why reading a filtered dataset could inflate more than MAX_CHUNK_BYTES at once.
+
+    HDF5 decompresses a whole chunk to read any element of it, and its deflate filter grows
+    the output buffer for as long as the stream goes on, whatever size the chunk declares.
+    So the declared chunk size must fit the budget, and every stored deflate chunk is
+    inflated here first (bounded by ``max_length``) to prove it stops at that size.
+    """
+    one = chunk_bytes(ds)
+    if one is None:
+        return None
+    if one > MAX_CHUNK_BYTES:
+        return (f"one chunk inflates to {one} bytes, over the {MAX_CHUNK_BYTES}-byte "
+                "per-read budget (HDF5 cannot read part of a compressed chunk)")
+    plist = ds.id.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    if H5Z_DEFLATE not in filters:
+        return None  # other filters bound their output by the chunk size (lzf: ~100x)
+    if not set(filters) <= {H5Z_DEFLATE, H5Z_SHUFFLE, H5Z_FLETCHER32}:
+        return f"deflate combined with filters {filters} cannot be checked before reading"
+    deflate_bit = 1 << filters.index(H5Z_DEFLATE)
+    for i in range(ds.id.get_num_chunks()):
+        info = ds.id.get_chunk_info(i)
+        mask, raw = ds.id.read_direct_chunk(info.chunk_offset)
+        if mask & deflate_bit:
+            continue  # stored uncompressed: HDF5 reads exactly its bytes
+        inflater = zlib.decompressobj()
+        if len(inflater.decompress(raw, one + 1)) > one:
+            return (f"chunk {i} inflates past its declared {one} bytes "
+                    "(a deflate bomb under a small chunk size)")
+    return None
 
 
 class LazyH5:
@@ -353,6 +466,15 @@ class H5WeightSource:
         max_elements = max(1, int(max_elements))
         if not self.shape:
             yield np.asarray(ds[()]).reshape(-1)
+            return
+        one = chunk_bytes(ds)
+        if one is not None and one > max_elements * int(ds.dtype.itemsize):
+            # Slices smaller than a chunk would inflate that chunk once per slice: read
+            # whole chunks (the guard keeps each within MAX_CHUNK_BYTES) and split them.
+            for where in ds.iter_chunks():
+                flat = np.asarray(ds[where]).reshape(-1)
+                for start in range(0, flat.size, max_elements):
+                    yield flat[start:start + max_elements]
             return
         yield from _slices(ds, (), self.shape, max_elements)
 

@@ -5,6 +5,8 @@ variables, functions, and the child names linking them). ``keras_metadata.pb`` (
 ``model.save(dir)``) adds each layer's JSON metadata, whose root holds the model config; without
 it (Keras 3 ``model.export()``, plain ``tf.saved_model.save``) only signatures and a flat
 variable list can be reported. Values come lazily from the checkpoint bundle in ``variables/``.
+Both .pb files are walked by wire fields under a read cap (never read whole): unknown fields
+are skipped by seeking, and the GraphDef is only listed op by op (tf_graph.py) for the rules.
 Field numbers follow tensorflow/core/protobuf/{saved_model,meta_graph,saved_object_graph,
 trackable_object_graph}.proto and tf_keras' saved_metadata.proto.
 """
@@ -15,11 +17,20 @@ import contextlib
 import json
 import os
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ErrorKind, KinspectError
-from ..graph import ROOT_PATH, ContainerIssue, LayerNode, ModelGraph, TensorSpec, WeightInfo
+from ..graph import (
+    ROOT_PATH,
+    ContainerIssue,
+    ExtraConfig,
+    LayerNode,
+    ModelGraph,
+    TensorSpec,
+    WeightInfo,
+)
 from . import protowire as pw
 from .graph_facts import finalize
 from .keras_config import (
@@ -29,6 +40,7 @@ from .keras_config import (
     parse_model_config,
 )
 from .tf_checkpoint import OBJECT_GRAPH_KEY, BundleEntry, CheckpointBundle
+from .tf_graph import collect_ops
 from .tf_proto import decode_shape, dtype_name
 
 SAVED_MODEL_PB = "saved_model.pb"
@@ -36,6 +48,15 @@ SAVED_MODEL_PBTXT = "saved_model.pbtxt"
 KERAS_METADATA_PB = "keras_metadata.pb"
 VARIABLES_PREFIX = os.path.join("variables", "variables")
 MAX_PB_BYTES = 1 << 31  # protobuf's own message limit
+# Bytes of known fields read from one .pb file (walked by wire fields, never slurped): the
+# static pass stays far below 1 GB however the file is padded. Tests lower it.
+MAX_PB_READ = 384 << 20
+BIG_UNREAD_FIELD = 16 << 20  # an unread field this large is reported (padding)
+# Container issue kinds this reader reports.
+ISSUE_SYMLINK = "savedmodel-symlink"
+ISSUE_READ_CAP = "savedmodel-read-cap"
+ISSUE_PADDING = "savedmodel-unknown-field"
+CONTAINER_ISSUE_KINDS = (ISSUE_SYMLINK, ISSUE_READ_CAP, ISSUE_PADDING)
 SERVING_TAG = "serve"
 SERVING_SIGNATURE = "serving_default"
 INIT_OP_SIGNATURE = "__saved_model_init_op"
@@ -107,22 +128,34 @@ def read_savedmodel(path: str | os.PathLike[str]) -> ModelGraph:
         raise KinspectError(path, "directory without saved_model.pb is not a SavedModel",
                             ErrorKind.NOT_A_MODEL)
     issues = _symlinks(path)
-    meta_graph, tags = _meta_graph(pb_path, _read_bytes(pb_path, path))
-    try:
-        signatures = _signatures(meta_graph)
-        objects = _object_graph(meta_graph)
-    except pw.WireError as exc:
-        raise KinspectError(pb_path, f"malformed saved_model.pb: {exc}") from exc
+    with _pb_file(pb_path, path) as whole:
+        meta_graph, tags, graph_def = _meta_graph(pb_path, whole, issues)
+        try:
+            signatures = _signatures(meta_graph)
+            objects = _object_graph(meta_graph)
+            graph_ops = collect_ops(graph_def, _saver_names(meta_graph),
+                                    _signature_outputs(meta_graph),
+                                    _concrete_functions(meta_graph))
+        except pw.ReadCapError as exc:  # a single known field over the cap
+            raise KinspectError(pb_path, f"saved_model.pb: {exc}", ErrorKind.TOO_LARGE) \
+                from exc
+        except pw.WireError as exc:
+            raise KinspectError(pb_path, f"malformed saved_model.pb: {exc}") from exc
+    if not graph_ops.complete:
+        issues.append(ContainerIssue(ISSUE_READ_CAP, SAVED_MODEL_PB,
+                                     f"the graph's ops were listed only up to the {MAX_PB_READ}"
+                                     "-byte read cap; the rest of the graph was not read"))
     bundle = _open_bundle(path)
     ctx = _Context(path, objects, _checkpoint_keys(objects, bundle), bundle)
     if bundle is None and any(o.variable for o in objects):
         ctx.notes.append("variables/variables.index is missing: weight values are unavailable")
 
     metadata_path = os.path.join(path, KERAS_METADATA_PB)
-    keras_objects = (_keras_metadata(metadata_path, _read_bytes(metadata_path, path))
-                     if _present(metadata_path) else None)
+    keras_objects = _keras_metadata(metadata_path, path, issues) \
+        if _present(metadata_path) else None
     graph = _keras_graph(ctx, keras_objects) if keras_objects else _plain_graph(ctx)
     graph.signatures = signatures
+    graph.graph_ops = graph_ops
     graph.container_issues.extend(issues)
     if not graph.inputs and not graph.outputs:
         graph.inputs, graph.outputs = _serving_specs(signatures)
@@ -155,7 +188,7 @@ def _symlinks(path: str) -> list[ContainerIssue]:
         target = os.path.realpath(full)
         outside = os.path.commonpath([real_root, target]) != real_root
         issues.append(ContainerIssue(
-            "savedmodel-symlink", rel, f"symbolic link to {target}"
+            ISSUE_SYMLINK, rel, f"symbolic link to {target}"
             + (" (outside the SavedModel directory)" if outside else "")))
     return issues
 
@@ -170,37 +203,99 @@ def _present(file_path: str) -> bool:
     return True
 
 
-def _read_bytes(file_path: str, shown: str) -> bytes:
+@contextlib.contextmanager
+def _pb_file(file_path: str, shown: str) -> Iterator[pw.Span]:
+    """The file as one on-disk message, read by wire fields under the MAX_PB_READ cap."""
     try:
         size = os.path.getsize(file_path)
         if size > MAX_PB_BYTES:
             raise KinspectError(file_path, f"{size} bytes exceeds the protobuf limit",
                                 ErrorKind.TOO_LARGE)
-        with open(file_path, "rb") as handle:
-            return handle.read()
+        handle = open(file_path, "rb")  # noqa: SIM115 - closed below, after the walk
     except OSError as exc:
         raise KinspectError(shown, f"cannot read {os.path.basename(file_path)}: "
                             f"{exc.strerror or exc}", ErrorKind.NOT_FOUND) from exc
-
-
-def _meta_graph(pb_path: str, data: bytes) -> tuple[pw.Fields, set[str]]:
-    """The MetaGraphDef tagged 'serve' (else the first) and its tags."""
-    if not data:
-        raise KinspectError(pb_path, "empty saved_model.pb", ErrorKind.EMPTY)
     try:
-        saved_model = pw.parse(data)
-        graphs = pw.get_msgs(saved_model, 2)
-        if not graphs:
-            raise KinspectError(pb_path, "saved_model.pb holds no meta graph (not a SavedModel)")
-        tagged: list[tuple[pw.Fields, set[str]]] = []
-        for raw in graphs:
-            meta = pw.parse(raw)
+        yield pw.open_span(pw.FileBudget(handle, MAX_PB_READ), size)
+    except OSError as exc:
+        raise KinspectError(shown, f"cannot read {os.path.basename(file_path)}: "
+                            f"{exc.strerror or exc}", ErrorKind.NOT_FOUND) from exc
+    finally:
+        handle.close()
+
+
+def _unread(name: str, number: int, value: pw.Lazy, issues: list[ContainerIssue]) -> None:
+    """Report a big field kinspect skips (a file padded to exhaust memory or hide data)."""
+    if not isinstance(value, int) and len(value) >= BIG_UNREAD_FIELD:
+        issues.append(ContainerIssue(ISSUE_PADDING, name, f"{len(value)}-byte field "
+                                     f"{number} that no loader reads was skipped unread"))
+
+
+def _cap_hit(name: str, exc: pw.ReadCapError, issues: list[ContainerIssue]) -> None:
+    issues.append(ContainerIssue(ISSUE_READ_CAP, name, f"stopped reading: {exc}"))
+
+
+# MetaGraphDef fields read into memory: meta_info_def, saver_def, signature_def,
+# object_graph_def. graph_def (2) is walked on disk; collection_def/asset_file_def unused.
+_META_FIELDS = frozenset({1, 3, 5, 7})
+_META_KNOWN = _META_FIELDS | {2, 4, 6}
+
+
+def _meta_graph(pb_path: str, whole: pw.Span,
+                issues: list[ContainerIssue]) -> tuple[pw.Fields, set[str], pw.Lazy | None]:
+    """The MetaGraphDef tagged 'serve' (else the first): its small fields loaded, its tags,
+    and its GraphDef left on disk for the op walk."""
+    if not len(whole):
+        raise KinspectError(pb_path, "empty saved_model.pb", ErrorKind.EMPTY)
+    tagged: list[tuple[pw.Fields, set[str], pw.Lazy | None]] = []
+    try:
+        for number, _wire, raw in pw.fields_of(whole):
+            if number != 2 or isinstance(raw, int):
+                _unread(SAVED_MODEL_PB, number, raw, issues)
+                continue
+            meta: pw.Fields = {}
+            graph_def: pw.Lazy | None = None
+            for field_no, _w, value in pw.fields_of(raw):
+                if field_no in _META_FIELDS and not isinstance(value, int):
+                    meta.setdefault(field_no, []).append(pw.load(value))
+                elif field_no == 2:
+                    graph_def = value
+                elif field_no not in _META_KNOWN:
+                    _unread(SAVED_MODEL_PB, field_no, value, issues)
             info = pw.get_msg(meta, 1) or {}
             tags = {bytes(t).decode("utf-8", "replace") for t in pw.get_msgs(info, 4)}
-            tagged.append((meta, tags))
-        return next((t for t in tagged if SERVING_TAG in t[1]), tagged[0])
+            tagged.append((meta, tags, graph_def))
+    except pw.ReadCapError as exc:
+        _cap_hit(SAVED_MODEL_PB, exc, issues)
     except pw.WireError as exc:
         raise KinspectError(pb_path, f"malformed or truncated saved_model.pb: {exc}") from exc
+    if not tagged:
+        if any(i.kind == ISSUE_READ_CAP for i in issues):
+            raise KinspectError(pb_path, f"no meta graph within the first {MAX_PB_READ} bytes "
+                                "read", ErrorKind.TOO_LARGE)
+        raise KinspectError(pb_path, "saved_model.pb holds no meta graph (not a SavedModel)")
+    return next((t for t in tagged if SERVING_TAG in t[1]), tagged[0])
+
+
+def _saver_names(meta_graph: pw.Fields) -> dict[str, str]:
+    """saver_def's save tensor and restore op: what marks the standard saver's ops."""
+    saver = pw.get_msg(meta_graph, 3) or {}
+    return {"save_tensor": pw.get_str(saver, 2), "restore_op": pw.get_str(saver, 3)}
+
+
+def _signature_outputs(meta_graph: pw.Fields) -> dict[str, list[str]]:
+    """Signature name -> the graph tensors its outputs (and init op) name."""
+    out: dict[str, list[str]] = {}
+    for name, raw in pw.get_map(meta_graph, 5).items():
+        sig = pw.parse(raw)
+        out[name] = [pw.get_str(pw.parse(v), 1) for v in pw.get_map(sig, 2).values()]
+    return out
+
+
+def _concrete_functions(meta_graph: pw.Fields) -> list[str]:
+    """The function library entries the object graph restores as callables."""
+    graph = pw.get_msg(meta_graph, 7)
+    return sorted(pw.get_map(graph, 2)) if graph is not None else []
 
 
 def _tensor_info(raw: memoryview) -> dict[str, Any]:
@@ -416,24 +511,33 @@ def _checkpoint_only_weights(bundle: CheckpointBundle, graph: ModelGraph) -> Non
 # ---------------------------------------------------------------- with Keras metadata
 
 
-def _keras_metadata(file_path: str, data: bytes) -> list[KerasObject]:
+def _keras_metadata(file_path: str, shown: str,
+                    issues: list[ContainerIssue]) -> list[KerasObject]:
     objects: list[KerasObject] = []
     try:
-        for raw in pw.get_msgs(pw.parse(data), 1):
-            fields = pw.parse(raw)
-            text = pw.get_str(fields, 5)
-            try:
-                metadata = _untuple(json.loads(text)) if text else {}
-            except (ValueError, RecursionError) as exc:
-                raise KinspectError(file_path, f"invalid layer metadata JSON: "
-                                    f"{str(exc)[:120]}") from exc
-            objects.append(KerasObject(pw.get_int(fields, 2), pw.get_str(fields, 3),
-                                       pw.get_str(fields, 4),
-                                       metadata if isinstance(metadata, dict) else {}))
+        with _pb_file(file_path, shown) as whole:
+            for number, _wire, value in pw.fields_of(whole):
+                if number != 1 or isinstance(value, int):
+                    _unread(KERAS_METADATA_PB, number, value, issues)
+                    continue
+                objects.append(_keras_object(file_path, pw.parse(pw.load(value))))
+    except pw.ReadCapError as exc:
+        _cap_hit(KERAS_METADATA_PB, exc, issues)
     except pw.WireError as exc:
         raise KinspectError(file_path, f"malformed or truncated keras_metadata.pb: {exc}") \
             from exc
     return objects
+
+
+def _keras_object(file_path: str, fields: pw.Fields) -> KerasObject:
+    text = pw.get_str(fields, 5)
+    try:
+        metadata = _untuple(json.loads(text)) if text else {}
+    except (ValueError, RecursionError) as exc:
+        raise KinspectError(file_path, f"invalid layer metadata JSON: "
+                            f"{str(exc)[:120]}") from exc
+    return KerasObject(pw.get_int(fields, 2), pw.get_str(fields, 3), pw.get_str(fields, 4),
+                       metadata if isinstance(metadata, dict) else {})
 
 
 def _keras_graph(ctx: _Context, keras_objects: list[KerasObject]) -> ModelGraph:
@@ -466,12 +570,106 @@ def _keras_graph(ctx: _Context, keras_objects: list[KerasObject]) -> ModelGraph:
         class_name=_text(meta.get("class_name")) or root.class_name,
         training_config=normalize_training_config(meta.get("training_config")),
         raw_config=model_config if isinstance(model_config, dict) else None)
+    graph.extra_configs = _node_configs(binder, root, keras_objects)
     if binder.unbound:
         ctx.notes.append("no saved object found for layer(s) "
                          + ", ".join(sorted(binder.unbound)[:10])
                          + ": their weights are not listed")
     finalize(graph)
     return graph
+
+
+def _node_configs(binder: _Binder, root: LayerNode,
+                  keras_objects: list[KerasObject]) -> list[ExtraConfig]:
+    """What tf_keras revives each object from, where the layer tree does not already say it.
+
+    tf_keras rebuilds every layer and metric from its OWN metadata record (class_name +
+    config, Lambda bytecode included); the root's model_config only wires them together, and
+    the root record's ``config`` (not ``model_config``) is what it rebuilds the model from.
+    Records that agree with the layer the tree holds are left out (the tree is walked
+    already); the others are returned with what differs, so the security rules walk them.
+    """
+    by_object = {obj_id: node for node in root.walk()
+                 if (obj_id := binder.bound.get(id(node))) is not None}
+    out: list[ExtraConfig] = []
+    for obj in keras_objects:
+        meta = obj.metadata
+        cls, cfg = meta.get("class_name"), meta.get("config")
+        if not isinstance(cls, str) and not isinstance(cfg, dict):
+            continue
+        value = {k: meta[k] for k in ("class_name", "config", "module", "registered_name")
+                 if k in meta}
+        where = f"{KERAS_METADATA_PB} node {obj.node_id} ({obj.node_path or '?'})"
+        node = by_object.get(obj.node_id)
+        if obj.node_id == 0:
+            differs = _root_differences(meta)
+            if not differs:
+                continue
+        elif node is None:
+            differs = []
+        else:
+            differs, counted = _layer_differences(node, value)
+            if not differs:
+                continue
+            differs = differs if counted else []
+        out.append(ExtraConfig(where, value, node.path if node is not None else None, differs))
+    return out
+
+
+def _without_ids(value: Any) -> Any:
+    """A config without ``shared_object_id`` (model_config carries them, records do not)."""
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k != "shared_object_id"}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
+def _root_differences(meta: dict[str, Any]) -> list[str]:
+    """The root record's class_name/config against its model_config (what the tree shows)."""
+    model_config = meta.get("model_config")
+    if not is_object_dict(model_config):
+        return []
+    out = []
+    if meta.get("class_name") != model_config.get("class_name"):
+        out.append(f"class_name {meta.get('class_name')!r} vs {model_config.get('class_name')!r}"
+                   " in model_config")
+    if _without_ids(meta.get("config")) != _without_ids(model_config.get("config")):
+        out.append("config differs from model_config")
+    return out
+
+
+def _layer_differences(node: LayerNode, value: dict[str, Any]) -> tuple[list[str], bool]:
+    """How a layer's own record differs from the layer the model config gives, normalized
+    the same way (Keras 2/3 spellings never count), and whether that is a mismatch.
+
+    A different class (or module) always is. A different config is for a direct layer of a
+    Sequential/Functional model, whose tree node IS its model-config entry; wrapped layers
+    and RNN cells are derived by Keras from their parent's config (a Bidirectional's
+    backward copy, a cell without its own entry), so their records legitimately differ.
+    """
+    cfg = value.get("config")
+    if not isinstance(value.get("class_name"), str):
+        return ["no class_name"], True
+    if not isinstance(cfg, dict):
+        return [], False  # revived from the SavedModel's functions, not from a config
+    try:
+        own = parse_model_config({**value, "config": {"name": node.name, **cfg}},
+                                 root_path=node.path)
+    except (ConfigStructureError, RecursionError):
+        return ["config unreadable"], True
+    out = []
+    for what in ("class_name", "registered_name", "module"):
+        if getattr(own, what) != getattr(node, what):
+            out.append(f"{what} {getattr(own, what)!r} vs {getattr(node, what)!r} in the "
+                       "model config")
+    counted = bool(out)
+    if _without_ids(own.config) != _without_ids(node.config):
+        keys = sorted(k for k in set(own.config) | set(node.config)
+                      if own.config.get(k) != node.config.get(k))
+        out.append("config differs in " + ", ".join(map(str, keys[:8])))
+        counted = counted or (node.parent is not None and node.parent.role == "model")
+    return out, counted
 
 
 def _untuple(value: Any) -> Any:

@@ -26,7 +26,7 @@ TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
 BLOCK_TRAILER_SIZE = 5  # 1 byte compression type + 4 bytes masked crc32c
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-MAX_INDEX_BYTES = 1 << 30  # an index far beyond any real model's is refused, not slurped
+MAX_INDEX_BYTES = 256 << 20  # an index far beyond any real model's is refused, not slurped
 _CHUNK_BYTES_CAP = 1 << 24
 
 

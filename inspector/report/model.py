@@ -13,7 +13,8 @@ from inspector.graph import LayerNode, ModelGraph, Shape
 from inspector.rules.registry import SEVERITY_RANK, Finding, sort_key
 from inspector.stats import StatsCache
 
-SCHEMA_VERSION = "1.0"
+# 1.1: container_issues added.
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Report:
             },
             "layers": [self._layer_dict(n) for n in g.walk()],
             "findings": [f.as_dict() for f in self.findings],
+            "container_issues": [i.as_dict() for i in g.container_issues],
             "probe": self.probe,
             "errors": list(self.errors),
         }

@@ -130,8 +130,11 @@ def _log(reports: list[Report]) -> dict[str, Any]:
     notes: list[dict[str, Any]] = []
     artifacts: list[dict[str, Any]] = []
     for i, report in enumerate(reports):
+        properties: dict[str, Any] = {"format": report.graph.format}
+        if report.graph.container_issues:   # each one is a result too, via its rule
+            properties["containerIssues"] = [c.as_dict() for c in report.graph.container_issues]
         artifacts.append({"location": {"uri": artifact_uri(report.graph.path)},
-                          "properties": {"format": report.graph.format}})
+                          "properties": properties})
         results.extend(_result(report, f, i, rule_index) for f in report.findings)
         for err in report.errors:
             notes.append({

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inspector.graph import ContainerIssue
 from inspector.report.model import Report, shape_json
 
 _MARK = {"error": "E", "warning": "W", "info": "i"}
@@ -34,6 +35,7 @@ def to_text(report: Report) -> str:
     if g.outputs:
         lines.append("  outputs " + "; ".join(f"{t.name} {_shape(t.shape)}" for t in g.outputs))
     lines.extend(f"  note: {n}" for n in g.notes)
+    lines.extend(_container_lines(g.container_issues))
     lines.append("")
     if g.root is not None:
         lines.append(f"{'layer':<44} {'class':<22} {'output shape':<22} {'params':>10}")
@@ -68,6 +70,15 @@ def to_text(report: Report) -> str:
     for err in report.errors:
         lines.append(f"error ({err.get('source', '?')}): {err.get('message', '')}")
     return "\n".join(lines) + "\n"
+
+
+def _container_lines(issues: list[ContainerIssue]) -> list[str]:
+    if not issues:
+        return []
+    lines = [f"  container issues ({len(issues)}):"]
+    for issue in issues:
+        lines.append(f"    {issue.severity:<7} {issue.kind}  {issue.location}: {issue.detail}")
+    return lines
 
 
 def _probe_lines(probe: dict[str, Any] | None) -> list[str]:

@@ -1,6 +1,7 @@
 """Show what a marshalled Python function names, without unmarshalling it.
 
-Keras stores a Lambda's function as base64 of ``marshal.dumps(code)``. Unmarshalling untrusted
+Keras stores a Lambda's function as base64 of ``marshal.dumps(code)`` (and loads raw marshal
+bytes or loosely encoded base64 just as well, see ``func_load_bytes``). Unmarshalling untrusted
 bytes is unsafe (``marshal`` is documented as not secure against crafted data) and only works
 on the Python minor version that wrote it, so kinspect never calls ``marshal.loads``, not even
 in a child process. Instead it scans the raw bytes for the marshal string records that code
@@ -14,9 +15,7 @@ and nothing it finds is executed.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import re
 from dataclasses import dataclass, field
 
 _SHORT = {ord("z"), ord("Z")}
@@ -25,7 +24,8 @@ _CODE = ord("c")
 _FLAG_REF = 0x80
 _MAX_SHOWN = 40
 _MAX_LONG = 4096
-_B64_RE = re.compile(r"^[A-Za-z0-9+/=\s]+$")
+_MIN_CODE_BYTES = 16
+_MAX_ARGS = 255
 # Names that reach the operating system, the interpreter or the network.
 RISKY_NAMES = frozenset({
     "os", "posix", "nt", "sys", "subprocess", "system", "popen", "Popen", "spawn", "execv",
@@ -54,17 +54,38 @@ class CodeSummary:
                 "strings": self.strings[:_MAX_SHOWN], "risky_names": self.risky}
 
 
-def decode_marshalled(value: object) -> bytes | None:
-    """The bytes of a base64 string holding a marshalled code object, else None."""
-    if not isinstance(value, str) or len(value) < 24 or not _B64_RE.match(value):
-        return None
+def func_load_bytes(text: str) -> bytes:
+    """The bytes Keras' ``func_load`` hands to ``marshal.loads`` for ``text``.
+
+    Both tf.keras and Keras 3 decode with ``codecs.decode(text.encode("ascii"), "base64")``,
+    which drops characters outside the base64 alphabet (newlines, spaces, ``-``, ``!``...),
+    and when that fails (bad padding, non-ASCII text) they take the string's code points as
+    raw bytes (``raw_unicode_escape``): a JSON string may hold the marshal bytes themselves.
+    """
     try:
-        raw = base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(text.encode("ascii"))
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        return text.encode("raw_unicode_escape")
+
+
+def looks_like_code(raw: bytes) -> bool:
+    """Marshalled code object: the ``c`` type byte, then argument counts (small numbers).
+
+    Every Python 3 layout starts with two counts (argcount, then posonly or kw-only
+    argcount); text never has the zero bytes a small little-endian count carries.
+    """
+    if len(raw) < _MIN_CODE_BYTES or (raw[0] & ~_FLAG_REF) != _CODE:
+        return False
+    return all(int.from_bytes(raw[i:i + 4], "little") <= _MAX_ARGS for i in (1, 5))
+
+
+def decode_marshalled(value: object) -> bytes | None:
+    """The bytes of a string holding a marshalled code object in any encoding Keras'
+    ``func_load`` accepts (strict or lenient base64, raw bytes), else None."""
+    if not isinstance(value, str) or len(value) < _MIN_CODE_BYTES:
         return None
-    if len(raw) < 16 or (raw[0] & ~_FLAG_REF) != _CODE:
-        return None
-    return raw
+    raw = func_load_bytes(value)
+    return raw if looks_like_code(raw) else None
 
 
 def _printable(chunk: bytes) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from inspector.graph import LayerNode
+from inspector.rules import init_penalty
 from inspector.rules.common import (
     DROPOUT_CLASSES,
     PROBABILITY,
@@ -399,15 +400,28 @@ REGULARIZATION_LIMIT = 1.0
     "Use a factor around 1e-4..1e-2 and retrain.",
 )
 def regularization_extreme(ctx: RuleContext) -> Iterator[Hit]:
-    """An L1/L2 regularization factor of 1 or more on a layer's weights or activity.
+    """An L1/L2 regularization factor of 1 or more on a layer's weights or activity, or
+    penalties that are large for the width of the layers they apply to.
 
     The penalty ``factor * sum(w**2)`` (or ``|w|``) then dominates a cross-entropy of order 1:
     the optimizer's cheapest move is to shrink the weights towards zero, and the layer's output
     becomes (nearly) constant, so the model predicts the same class, or the mean target, for
     every input. Usual factors are 1e-5 to 1e-2.
 
-    Example: ``Dense(64, kernel_regularizer=L2(10.0))``; fix: ``L2(1e-4)``.
+    A factor below 1 can still be too strong: the penalty is summed over every weight, so it
+    grows with the layer's width. From the initializers and kernel shapes the rule estimates
+    what the penalties add to the loss at initialization (``l2 * n * E[w**2]``, with Glorot
+    ``E[w**2] = 2 / (fan_in + fan_out)``) over the trainable layers, and warns from 5.0: more
+    than twice the cross-entropy of an untrained 10-class classifier (ln 10 = 2.3) and 10-100x
+    the loss of a trained one, so fitting the data is worth less than shrinking weights.
+    ``L2(0.01)`` on every layer of a 784-512-512-10 MLP adds about 11 (Glorot) or 5.5
+    (RandomUniform(-0.05, 0.05)); ``L2(1e-3)`` there adds 1.2, ``L2(1e-4)`` on a ResNet
+    well under 1, and are not reported.
+
+    Example: ``Dense(64, kernel_regularizer=L2(10.0))``; fix: ``L2(1e-4)``. ``L2(0.01)`` on
+    each ``Dense(512)``; fix: ``L2(1e-4)``.
     """
+    fired = False
     for node in ctx.graph.walk():
         for key in _REGULARIZER_KEYS:
             reg = node.config.get(key)
@@ -416,8 +430,11 @@ def regularization_extreme(ctx: RuleContext) -> Iterator[Hit]:
             for kind in ("l1", "l2"):
                 factor = number(reg["config"].get(kind))
                 if factor is not None and factor >= REGULARIZATION_LIMIT:
+                    fired = True
                     yield Hit(reported(node), {"key": key, "kind": kind, "factor": factor,
                                                "limit": REGULARIZATION_LIMIT})
+    if not fired:
+        yield from init_penalty.penalty_hits(ctx)
 
 
 @register(

@@ -34,6 +34,17 @@ BOUNDED = frozenset({"sigmoid", "softmax", "tanh", "hard_sigmoid", "softsign", "
                      "sparse_sigmoid"})
 # ReLU-like: zero for every negative pre-activation, so a unit can be dead.
 RELU_LIKE = frozenset({"relu", "relu6"})
+# Layers computing an affine map of their input (kernel + bias) before their activation.
+AFFINE_CLASSES = frozenset({
+    "Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D",
+    "Convolution3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+    "Convolution2DTranspose", "Convolution3DTranspose", "SeparableConv1D", "SeparableConv2D",
+    "SeparableConvolution1D", "SeparableConvolution2D", "DepthwiseConv1D", "DepthwiseConv2D",
+    "LocallyConnected1D", "LocallyConnected2D",
+})
+# Layers whose only job is applying an activation function.
+ACTIVATION_LAYERS = frozenset({"Activation", "Softmax", "ReLU", "LeakyReLU", "ELU",
+                               "ThresholdedReLU", "PReLU"})
 
 
 def short_name(weight: WeightInfo) -> str:
@@ -91,6 +102,24 @@ def producers(node: LayerNode) -> list[LayerNode] | None:
             return None
         found.append(src)
     return found
+
+
+def consumers(node: LayerNode) -> list[LayerNode] | None:
+    """The layers of the enclosing model that ``node``'s outputs feed, None when unknown.
+
+    Mirrors ``producers``: in a Sequential model without inbound nodes the next sibling.
+    """
+    parent = node.parent
+    if parent is None or parent.role != "model":
+        return None
+    kids = parent.children
+    if not any(c.calls for c in kids):
+        if parent.class_name != "Sequential":
+            return None
+        index = next((i for i, c in enumerate(kids) if c is node), None)
+        return None if index is None else kids[index + 1:index + 2]
+    return [c for c in kids
+            if any(ref.layer == node.name for call in c.calls for ref in call.inputs)]
 
 
 def output_nodes(graph: ModelGraph) -> Iterator[LayerNode]:

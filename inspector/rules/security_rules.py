@@ -10,7 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.graph import LayerNode
-from inspector.readers.keras_config import is_builtin_module, is_object_dict
+from inspector.readers.keras_config import (
+    is_builtin_module,
+    is_builtin_registered_name,
+    is_object_dict,
+)
 from inspector.rules import keras_builtins as kb
 from inspector.rules.bytecode_scan import decode_marshalled, scan_code
 from inspector.rules.registry import Hit, RuleContext, register
@@ -53,10 +57,17 @@ NON_MODELING_FUNCTIONS = frozenset({
     "register_keras_serializable", "read_file", "write_file", "py_function", "numpy_function",
     "py_func", "system", "exec", "eval",
 })
-_SAFE_MODULES = frozenset({"builtins", "__main__"})
+_SAFE_MODULES = frozenset({"builtins"})
 _LINK_SEVERITY = {"hdf5-external-link": "error", "hdf5-external-storage": "error",
                   "hdf5-virtual-dataset": "error", "hdf5-soft-link": "warning"}
-_VOCAB_CLASSES = frozenset({"StringLookup", "IntegerLookup", "TextVectorization"})
+# Layers that read another file when the model loads, and the config key that names it.
+_PATH_FIELDS = {"StringLookup": "vocabulary", "IntegerLookup": "vocabulary",
+                "TextVectorization": "vocabulary", "TFSMLayer": "filepath",
+                "ReloadedLayer": "filepath"}
+# Of those, the ones that load a whole SavedModel: its graph, file ops included, runs.
+_SAVEDMODEL_LOADERS = frozenset({"TFSMLayer", "ReloadedLayer"})
+# Any other config key that names a file, directory or address.
+_PATH_KEY_RE = re.compile(r"(^|_)(file|path|filepath|filename|dir|directory|url|uri)$")
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -70,52 +81,111 @@ class Scope:
     layer: LayerNode | None
     where: str
     value: Any
+    # ids of dicts walked in a scope of their own (the child layers inside a model's config).
+    skip: frozenset[int] = frozenset()
+    # "loss", "metrics", "optimizer"... when the value is one entry of a compile config.
+    compile_key: str | None = None
+
+    @property
+    def own_layer(self) -> LayerNode | None:
+        """The layer when this scope is its config: layer-level checks run there, once."""
+        return self.layer if self.where == "config" else None
+
+    def items(self) -> Iterator[tuple[str, str | None, Any]]:
+        """(location, key, value) for every value below this scope's value."""
+        return _walk(self.value, self.where, self.skip)
+
+
+_LOSS_KEYS = frozenset({"loss", "metrics", "weighted_metrics"})
+# Keys of a layer's object dict that name the layer itself (judged through its LayerNode).
+_IDENTITY_KEYS = frozenset({"class_name", "config", "module", "registered_name"})
 
 
 def _scopes(ctx: RuleContext) -> Iterator[Scope]:
-    """Every layer's normalized config (root model included) and the training config."""
+    """Every layer's config as the file stores it, everything else its object dict carries
+    (call arguments in ``inbound_nodes``, a nested model's ``compile_config``...), and the
+    training config. Each object dict in the file is walked once, in the scope of the
+    nearest layer; nodes a reader built without a stored dict fall back to their normalized
+    config (a synthesized RNN cell repeats its parent's, which is walked already)."""
     graph = ctx.graph
+    for extra in graph.extra_configs:  # records a loader also revives objects from
+        yield Scope(None, extra.where, extra.value)
+    tc = graph.training_config if isinstance(graph.training_config, dict) else None
+    training_raw = tc.get("raw") if tc is not None and isinstance(tc.get("raw"), dict) else None
     if graph.root is not None:
+        owned = frozenset(id(n.raw) for n in graph.root.walk() if n.raw is not None)
+        done: set[int] = set()
         for node in graph.root.walk():
-            yield Scope(node, "config", node.config)
-    tc = graph.training_config
-    if not isinstance(tc, dict):
+            if node.raw is None:
+                if node.parent is None or node.parent.raw is None:
+                    yield Scope(node, "config", node.config)
+                continue
+            if id(node.raw) in done:  # a Bidirectional's backward copy of its forward layer
+                continue
+            done.add(id(node.raw))
+            yield from _layer_scopes(node, node.raw, owned, training_raw)
+    if tc is None:
         return
     # The raw compile config keeps what the normalized one drops (metric functions behind
     # their display names, object modules); fall back to the normalized keys without it.
-    raw = tc.get("raw") if isinstance(tc.get("raw"), dict) else tc
-    for key, raw_keys in (("loss", ("loss",)), ("optimizer", ("optimizer_config", "optimizer")),
-                          ("metrics", ("metrics",)), ("weighted_metrics", ("weighted_metrics",))):
-        value = next((raw[k] for k in raw_keys if raw.get(k) is not None), None)
-        if value is not None:
-            yield Scope(None, f"training_config.{key}", value)
+    yield from _compile_scopes(None, "training_config", training_raw if training_raw else {
+        k: tc.get(k) for k in ("loss", "optimizer", "metrics")})
 
 
-def _walk(value: Any, where: str) -> Iterator[tuple[str, str | None, Any]]:
-    """(location, key, value) for every value in a config, depth first."""
+def _layer_scopes(node: LayerNode, raw: dict[str, Any], owned: frozenset[int],
+                  training_raw: dict[str, Any] | None) -> Iterator[Scope]:
+    yield Scope(node, "config", raw.get("config"), owned)
+    for key, value in raw.items():
+        if key in _IDENTITY_KEYS or value is None:
+            continue
+        if key == "compile_config" and isinstance(value, dict):
+            if value is not training_raw:  # the root's is the training config, walked below
+                yield from _compile_scopes(node, "compile_config", value)
+            continue
+        yield Scope(node, str(key), value, owned)
+
+
+def _compile_scopes(node: LayerNode | None, prefix: str,
+                    compile_config: dict[str, Any]) -> Iterator[Scope]:
+    """One scope per compile-config entry (Keras 2 ``optimizer_config`` is the optimizer)."""
+    for key, value in compile_config.items():
+        if value is None:
+            continue
+        name = "optimizer" if key == "optimizer_config" else str(key)
+        yield Scope(node, f"{prefix}.{name}", value, compile_key=name)
+
+
+def _walk(value: Any, where: str,
+          skip: frozenset[int] = frozenset()) -> Iterator[tuple[str, str | None, Any]]:
+    """(location, key, value) for every value in a config, depth first; dicts in ``skip``
+    (walked in their own scope) are left out."""
     if isinstance(value, dict):
         for key, sub in value.items():
+            if isinstance(sub, dict) and id(sub) in skip:
+                continue
             loc = f"{where}.{key}"
             yield loc, str(key), sub
-            yield from _walk(sub, loc)
+            yield from _walk(sub, loc, skip)
     elif isinstance(value, list):
         for i, sub in enumerate(value):
+            if isinstance(sub, dict) and id(sub) in skip:
+                continue
             loc = f"{where}[{i}]"
             yield loc, None, sub
-            yield from _walk(sub, loc)
+            yield from _walk(sub, loc, skip)
 
 
 def _objects(scope: Scope) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
     if is_object_dict(scope.value):
         yield scope.where, None, scope.value
-    for loc, key, sub in _walk(scope.value, scope.where):
+    for loc, key, sub in scope.items():
         if is_object_dict(sub):
             yield loc, key, sub
 
 
 def _with_root(scope: Scope) -> Iterator[tuple[str, str | None, Any]]:
     yield scope.where, None, scope.value
-    yield from _walk(scope.value, scope.where)
+    yield from scope.items()
 
 
 def _inside(loc: str, container: str) -> bool:
@@ -160,6 +230,22 @@ def _code_blob(value: Any) -> tuple[str, bytes] | None:
         if raw is not None:
             return ("marshalled bytecode", raw)
     return None
+
+
+def _declared_lambdas(value: Any) -> Iterator[tuple[str, str]]:
+    """(field, type key) for each ``<field>_type: "lambda"`` of a dict whose field is set.
+
+    tf.keras hands such a field to ``func_load`` whatever it holds: Lambda ``function``
+    (``function_type``), ``output_shape``, ``mask``; RNN cell wrappers ``residual_fn``,
+    ``dropout_fn``.
+    """
+    if not isinstance(value, dict):
+        return
+    for key, kind in value.items():
+        if isinstance(key, str) and key.endswith("_type") and kind == "lambda":
+            field = key[: -len("_type")]
+            if value.get(field) is not None:
+                yield field, key
 
 
 def _lambda_function(node: LayerNode) -> dict[str, Any]:
@@ -207,14 +293,19 @@ def lambda_layer(ctx: RuleContext) -> Iterator[Hit]:
     Fix: rewrite the Lambda as a built-in layer (Rescaling, Reshape, keras.ops in a custom
     layer registered with ``register_keras_serializable``) and save again.
 
+    Keras decodes that bytecode leniently (base64 with stray characters or none at all: raw
+    marshal bytes in the JSON string), so kinspect recognizes code in any of those encodings,
+    and any field declared ``<field>_type: "lambda"`` (RNN cell wrappers' ``residual_fn``,
+    a Lambda's ``mask``) counts whatever it holds.
+
     Example: ``Lambda(lambda x: x * 2)`` saved by tf.keras on Python 3.11: about 170 bytes
     of bytecode naming ``x`` and ``<lambda>``.
     """
     for scope in _scopes(ctx):
         node = scope.layer
         covered: set[str] = set()
-        if node is not None and node.class_name == "Lambda":
-            evidence = _lambda_function(node)
+        if scope.own_layer is not None and scope.own_layer.class_name == "Lambda":
+            evidence = _lambda_function(scope.own_layer)
             shape_fn = _code_blob(node.config.get("output_shape"))
             if shape_fn is not None:
                 evidence["output_shape_code_bytes"] = len(shape_fn[1])
@@ -223,6 +314,16 @@ def lambda_layer(ctx: RuleContext) -> Iterator[Hit]:
         for loc, _key, value in _with_root(scope):
             if any(_inside(loc, c) for c in covered):
                 continue
+            for field, type_key in _declared_lambdas(value):
+                where = f"{loc}.{field}"
+                if where in covered:
+                    continue
+                covered.add(where)
+                blob = _code_blob(value[field])
+                evidence = {"form": f"{type_key}: lambda", "where": where}
+                evidence.update(scan_code(blob[1]).as_evidence() if blob and blob[1]
+                                else {"code_bytes": 0})
+                yield _lambda_hit(node, f"function declared as a lambda at {where}", evidence)
             blob = _code_blob(value)
             if blob is None:
                 continue
@@ -244,8 +345,8 @@ def _lambda_hit(node: LayerNode | None, what: str, evidence: dict[str, Any]) -> 
 
 def _custom_reason(class_name: str, module: Any, registered: Any) -> str | None:
     """Why an object dict / layer names non-Keras code, or None when it is built in."""
-    if isinstance(registered, str) and ">" in registered and not registered.startswith(
-            ("keras", "Custom>")):
+    if isinstance(registered, str) and ">" in registered and not (
+            registered.startswith("Custom>") or is_builtin_registered_name(registered)):
         return f"registered as {registered}"
     plain = _plain_class(class_name)
     if ">" in plain:
@@ -277,10 +378,10 @@ def _function_reason(name: Any, module: Any) -> str | None:
     return None
 
 
-def _kind_of(where: str, key: str | None) -> str:
-    for kind in ("loss", "metrics", "optimizer"):
-        if where.startswith(f"training_config.{kind}"):
-            return {"metrics": "metric"}.get(kind, kind)
+def _kind_of(scope: Scope, key: str | None) -> str:
+    kind = scope.compile_key
+    if kind in _LOSS_KEYS or kind == "optimizer":
+        return {"metrics": "metric", "weighted_metrics": "metric"}.get(str(kind), str(kind))
     if key and key.endswith("_initializer"):
         return "initializer"
     if key and key.endswith("_regularizer"):
@@ -294,8 +395,7 @@ def _kind_of(where: str, key: str | None) -> str:
 
 def _loss_or_metric_entry(scope: Scope, loc: str, key: str | None) -> bool:
     """A string naming a loss/metric: list items, or values of a per-output dict."""
-    if not scope.where.startswith(("training_config.loss", "training_config.metrics",
-                                   "training_config.weighted_metrics")):
+    if scope.compile_key not in _LOSS_KEYS:
         return False
     if key is None:
         return True
@@ -327,17 +427,19 @@ def custom_object(ctx: RuleContext) -> Iterator[Hit]:
     for scope in _scopes(ctx):
         node = scope.layer
         seen: set[str] = set()
-        if node is not None and node.class_name != "Lambda" and not (
-                node.role == "operation" and is_builtin_module(node.module)):
-            reason = _custom_reason(node.class_name, node.module, node.registered_name)
-            judged = isinstance(node.module, str) and _judge(_ModuleRef(
-                scope.where, node.module, node.class_name, True,
-                _is_registered(node.class_name, node.registered_name)))
+        own = scope.own_layer
+        if own is not None and own.class_name != "Lambda" and not (
+                own.role == "operation" and is_builtin_module(own.module)):
+            module = _stored_module(own)
+            reason = _custom_reason(own.class_name, module, own.registered_name)
+            judged = isinstance(module, str) and _judge(_ModuleRef(
+                scope.where, module, own.class_name, True,
+                _is_registered(own.class_name, own.registered_name)))
             if reason is not None and not judged:
-                yield Hit(node, {"kind": "model" if node.role == "model" else "layer",
-                                 "name": node.class_name, "reason": reason,
-                                 "module": node.module,
-                                 "registered_name": node.registered_name})
+                yield Hit(own, {"kind": "model" if own.role == "model" else "layer",
+                                "name": own.class_name, "reason": reason,
+                                "module": module if isinstance(module, str) else None,
+                                "registered_name": own.registered_name})
         lambdas = _lambda_locs(scope)
         for loc, key, obj in _objects(scope):
             cls = obj.get("class_name")
@@ -354,23 +456,23 @@ def custom_object(ctx: RuleContext) -> Iterator[Hit]:
                 name = cls
             if reason is not None and loc not in seen:
                 seen.add(loc)
-                yield Hit(node, {"kind": _kind_of(loc, key), "name": name, "reason": reason,
+                yield Hit(node, {"kind": _kind_of(scope, key), "name": name, "reason": reason,
                                  "where": loc, "module": obj.get("module")})
-        for loc, key, value in _walk(scope.value, scope.where):
+        for loc, key, value in scope.items():
             if not isinstance(value, str) or any(_inside(loc, c) for c in lambdas):
                 continue
             checked = key in _ACTIVATION_KEYS or key in _FUNCTION_KEYS or (
-                scope.layer is None and _loss_or_metric_entry(scope, loc, key))
+                _loss_or_metric_entry(scope, loc, key))
             if not checked:
                 continue
             reason = _function_reason(value, None)
             if reason is not None:
-                yield Hit(node, {"kind": _kind_of(loc, key), "name": value, "reason": reason,
+                yield Hit(node, {"kind": _kind_of(scope, key), "name": value, "reason": reason,
                                  "where": loc})
-        if scope.layer is None and isinstance(scope.value, str):
+        if scope.compile_key in _LOSS_KEYS and isinstance(scope.value, str):
             reason = _function_reason(scope.value, None)
             if reason is not None:
-                yield Hit(None, {"kind": _kind_of(scope.where, None), "name": scope.value,
+                yield Hit(node, {"kind": _kind_of(scope, None), "name": scope.value,
                                  "reason": reason, "where": scope.where})
 
 
@@ -386,8 +488,14 @@ class _ModuleRef:
     registered: bool
 
 
+def _stored_module(node: LayerNode) -> Any:
+    """The layer's ``module`` as stored (readers keep only a string one on the node)."""
+    return node.raw.get("module") if node.raw is not None and "module" in node.raw \
+        else node.module
+
+
 def _module_refs(scope: Scope) -> Iterator[_ModuleRef]:
-    node = scope.layer
+    node = scope.own_layer
     if node is not None and isinstance(node.module, str):
         yield _ModuleRef(scope.where, node.module, node.class_name, True,
                          _is_registered(node.class_name, node.registered_name))
@@ -397,8 +505,7 @@ def _module_refs(scope: Scope) -> Iterator[_ModuleRef]:
         ref = _object_ref(loc, obj)
         if ref is not None:
             yield ref
-    dicts = [(scope.where, scope.value)] + [(loc, v) for loc, _k, v in _walk(
-        scope.value, scope.where)]
+    dicts = [(scope.where, scope.value)] + [(loc, v) for loc, _k, v in scope.items()]
     for loc, value in dicts:
         if isinstance(value, dict) and loc not in object_locs:
             yield from _keras2_module_fields(loc, value)
@@ -450,6 +557,40 @@ def _keras2_module_fields(loc: str, cfg: dict[str, Any]) -> Iterator[_ModuleRef]
         yield _ModuleRef(f"{loc}.{key}", module, named, kind != "lambda", False)
 
 
+def _outside(path: str) -> bool:
+    """An absolute path, a home/parent-relative one, a drive letter or a URL."""
+    return bool(_URL_RE.match(path)) or path.startswith(("/", "~", "\\")) or (
+        ".." in re.split(r"[\\/]", path)) or bool(re.match(r"^[A-Za-z]:", path))
+
+
+def _external_paths(scope: Scope) -> Iterator[Hit]:
+    """Files a layer reads when the model loads: vocabularies, TFSMLayer/ReloadedLayer
+    SavedModels, and any config value under a file/path/dir/url key."""
+    reported: set[str] = set()
+    node = scope.own_layer
+    if node is not None and node.class_name in _PATH_FIELDS:
+        key = _PATH_FIELDS[node.class_name]
+        path = node.config.get(key)
+        where = f"{scope.where}.{key}"
+        loader = node.class_name in _SAVEDMODEL_LOADERS
+        if isinstance(path, str) and path:
+            reported.add(where)
+            why = (f"loads the SavedModel {path!r} when the model loads (its graph runs)"
+                   if loader else f"reads its vocabulary from the file {path!r}")
+            yield Hit(node, {"why": why, "where": where, "path": path},
+                      severity="error" if _outside(path) else "warning")
+        elif loader:
+            yield Hit(node, {"why": f"{node.class_name} loads an external SavedModel when the "
+                                    "model loads", "where": where, "path": None},
+                      severity="warning")
+    for loc, key, value in scope.items():
+        if key is None or not isinstance(value, str) or not value or loc in reported \
+                or not _PATH_KEY_RE.search(key.lower()):
+            continue
+        yield Hit(scope.layer, {"why": f"names the file {value!r} ({key})", "where": loc,
+                                "path": value}, severity="error" if _outside(value) else "warning")
+
+
 def _is_registered(class_name: str, registered: Any) -> bool:
     return (">" in class_name and not class_name.startswith("Custom>")) or (
         isinstance(registered, str) and ">" in registered)
@@ -469,6 +610,9 @@ def _judge(ref: _ModuleRef) -> tuple[str, str] | None:
         return None
     if not ref.imported or ref.registered:
         return None
+    if module == "__main__":  # not a module of its own: whatever script runs the loader
+        return "warning", (f"takes {name or 'an object'} from __main__, i.e. from whichever "
+                           "script loads the model")
     return "warning", f"makes the loader import module {module} to find {name or 'an object'}"
 
 
@@ -488,8 +632,16 @@ def untrusted_module_reference(ctx: RuleContext) -> Iterator[Hit]:
     ``module`` fields hand that module's globals to the function's bytecode. HDF5 external
     links, external storage and virtual datasets make h5py read other files on this machine;
     soft links can alias datasets. A vocabulary given as a file path is read from outside the
-    archive at load time. Modules of registered custom objects are left to custom-object;
+    archive at load time, and TFSMLayer / ReloadedLayer load (and run) a whole SavedModel
+    from their ``filepath``. Modules of registered custom objects are left to custom-object;
     other non-Keras imports are warnings, dangerous ones and outside files are errors.
+
+    Every object dict of the config as stored is judged, not only the normalized layer
+    configs: call arguments in ``inbound_nodes``, a nested model's ``compile_config``, a
+    Sequential's InputLayer entry, dtype policies, a Bidirectional's ``backward_layer``. Only
+    whole package names count as Keras (``keras``, ``keras.layers``; not ``keras_x``), and
+    ``__main__`` is no module of its own: the loader takes the name from whatever script runs
+    it.
 
     Fix: treat the file as hostile: inspect it, do not load it; re-create the model from code
     and weights you trust.
@@ -504,15 +656,7 @@ def untrusted_module_reference(ctx: RuleContext) -> Iterator[Hit]:
             severity, why = verdict
             yield Hit(scope.layer, {"why": why, "where": ref.where, "module": ref.module,
                                     "name": ref.name}, severity=severity)
-        node = scope.layer
-        if node is not None and node.class_name in _VOCAB_CLASSES:
-            vocab = node.config.get("vocabulary")
-            if isinstance(vocab, str) and vocab:
-                outside = bool(_URL_RE.match(vocab)) or vocab.startswith(("/", "~", "\\")) or (
-                    ".." in re.split(r"[\\/]", vocab)) or bool(re.match(r"^[A-Za-z]:", vocab))
-                yield Hit(node, {"why": f"reads its vocabulary from the file {vocab!r}",
-                                 "where": f"{scope.where}.vocabulary", "path": vocab},
-                          severity="error" if outside else "warning")
+        yield from _external_paths(scope)
     for issue in ctx.graph.container_issues:
         severity = _LINK_SEVERITY.get(issue.kind)
         if severity is None:

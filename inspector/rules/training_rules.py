@@ -24,7 +24,19 @@ _FAMILIES = {
     "sparsecategoricalcrossentropy": "sparse_categorical",
     "binarycrossentropy": "binary", "binaryfocalcrossentropy": "binary",
     "meansquarederror": "mse", "mse": "mse",
+    "meanabsoluteerror": "mae", "mae": "mae",
+    "meanabsolutepercentageerror": "mape", "mape": "mape",
+    "logcosh": "logcosh", "huber": "huber", "huberloss": "huber",
+    "meansquaredlogarithmicerror": "msle", "msle": "msle",
+    "hinge": "hinge", "squaredhinge": "hinge", "categoricalhinge": "hinge",
 }
+# Losses that treat the output as a number to regress, not as a class probability.
+_REGRESSION = frozenset({"mse", "mae", "mape", "logcosh", "huber", "msle"})
+# Squared-error-like on errors in [-1, 1] (log-cosh(e) ~ e**2/2, Huber with delta 1 is e**2/2).
+_SQUARED = frozenset({"mse", "logcosh", "huber", "msle"})
+# Metrics that mean "the targets are classes" (Keras 'accuracy' resolves to one of these).
+_CLASS_METRICS = frozenset({"accuracy", "acc", "categoricalaccuracy",
+                            "topkcategoricalaccuracy"})
 
 
 @dataclass
@@ -115,10 +127,56 @@ def _mismatch(loss: Loss, act: str | None, units: int | None) -> tuple[str, str]
         if act not in PROBABILITY | SOFTMAX_LIKE:
             return "error", (f"binary cross-entropy reads the {act} output as probabilities; pass "
                              "from_logits=True or end with sigmoid")
-    if fam == "mse" and act == "softmax" and (units or 0) > 1:
-        return "warning", ("mean squared error on a softmax classifier: weak gradients, "
+    if fam in _SQUARED and act == "softmax" and (units or 0) > 1:
+        return "warning", ("a squared-error loss on a softmax classifier: weak gradients, "
                            "predictions drift towards the class prior")
+    if act in PROBABILITY:
+        return _probability_output(fam, act, units)
     return None
+
+
+def _probability_output(fam: str, act: str, units: int | None) -> tuple[str, str] | None:
+    """Regression and margin losses on a softmax/sigmoid output."""
+    if fam == "mape":
+        severity = "error" if act == "softmax" and (units or 0) > 1 else "warning"
+        return severity, ("MAPE divides by the target, and class targets are mostly 0: those "
+                          "terms are scaled by 1e7 and swamp the rest")
+    if fam == "mae":
+        return "warning", ("MAE is not a proper scoring rule: it pushes probabilities to hard "
+                           "0/1 and gives no gradient signal on confident mistakes")
+    if fam == "hinge":
+        return "warning", (f"hinge losses want unbounded scores with a margin of 1; a {act} "
+                           "output in (0, 1) never reaches the margin and saturates")
+    return None
+
+
+def _metric_names(value: Any) -> set[str]:
+    """Metric names of the training config, normalized (lower case, no underscores)."""
+    if isinstance(value, str):
+        return {value.replace("_", "").lower()}
+    if isinstance(value, dict):
+        if isinstance(value.get("class_name"), str):
+            cfg = value.get("config")
+            name = cfg if value["class_name"] == "function" and isinstance(cfg, str) else (
+                value["class_name"])
+            return {name.replace("_", "").lower()}
+        return set().union(*(_metric_names(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_metric_names(v) for v in value)) if value else set()
+    return set()
+
+
+def _one_hot_regression(loss: Loss, act: str | None, units: int | None,
+                        metrics: set[str]) -> tuple[str, str] | None:
+    """A regression loss on a multi-unit linear/ReLU output whose metrics say 'classes'."""
+    if loss.family not in _REGRESSION or act not in ("linear", "relu") or (units or 0) < 2:
+        return None
+    shown = sorted(metrics & _CLASS_METRICS)
+    if not shown:
+        return None
+    return "warning", (f"a regression loss on {units} {act} outputs compiled with "
+                       f"{', '.join(shown)}: the targets are one-hot classes; use "
+                       "cross-entropy with from_logits=True")
 
 
 @register(
@@ -138,14 +196,30 @@ def loss_activation_mismatch(ctx: RuleContext) -> Iterator[Hit]:
     softmax classifier train, but badly. The activation is found through pass-through layers
     (Dropout, Flatten, linear Activation), per output for multi-output models.
 
+    Regression and margin losses on probability outputs (warnings unless noted): log-cosh and
+    Huber behave like MSE on errors in [-1, 1], so they are judged like MSE on a softmax; MAE
+    is not a proper scoring rule (its expected value is linear in the probability, so it is
+    minimized at hard 0/1 answers) and gives a vanishing gradient on saturated mistakes; MAPE
+    divides by the target, and the zeros of one-hot / binary targets are clipped to 1e-7, so
+    those terms dominate by seven orders of magnitude (error on a softmax, whose targets are
+    mostly zeros); hinge losses expect unbounded scores and a margin of 1 that an output in
+    (0, 1) cannot reach. Poisson and KL divergence are not reported: on probabilities they are
+    proper scoring rules (Poisson on a softmax equals cross-entropy / K plus a constant).
+    A regression loss on a linear or ReLU output with several units is reported when the
+    compiled metrics (``accuracy``, ``categorical_accuracy``) show the targets are one-hot
+    classes.
+
     Example: ``Dense(10, activation="softmax")`` compiled with
     ``SparseCategoricalCrossentropy(from_logits=True)``; fix: ``Dense(10)`` or
-    ``from_logits=False``.
+    ``from_logits=False``. ``Dense(1, activation="sigmoid")`` with ``loss="mae"``; fix:
+    ``loss="binary_crossentropy"``.
     """
+    tc = ctx.graph.training_config or {}
+    metrics = _metric_names(tc.get("metrics"))
     for out, loss in output_losses(ctx):
         node, act = final_activation(out)
         units = _units(out)
-        found = _mismatch(loss, act, units)
+        found = _mismatch(loss, act, units) or _one_hot_regression(loss, act, units, metrics)
         if found is not None:
             severity, why = found
             yield Hit(node, {"loss": loss.name, "from_logits": loss.from_logits,
@@ -154,6 +228,12 @@ def loss_activation_mismatch(ctx: RuleContext) -> Iterator[Hit]:
 
 
 LR_HIGH, LR_LOW = 1.0, 1e-7
+# Adaptive optimizers (default rate 1e-3) step every parameter by about the rate whatever
+# the gradient's scale: from ADAPTIVE_HIGH (100x their default) one step is larger than a
+# Glorot-initialized weight (std 0.035 for 784->512, 0.06 for 256->256).
+ADAPTIVE_HIGH = 0.1
+_ADAPTIVE_DEFAULTS = {"adam": 1e-3, "adamw": 1e-3, "adamax": 1e-3, "nadam": 1e-3,
+                      "rmsprop": 1e-3, "lion": 1e-3}
 # Optimizers whose update size does not scale with the learning rate the usual way: Adadelta
 # was designed for learning_rate=1.0 (Keras 2.2's default).
 _SCALE_FREE = frozenset({"adadelta"})
@@ -171,19 +251,29 @@ def _learning_rate(opt: dict[str, Any]) -> tuple[float | None, str]:
 @register(
     "KIN018", "learning-rate-extreme", "warning",
     "optimizer {optimizer}: {what} {lr} ({why})",
-    "Use a learning rate around 1e-4..1e-2 for Adam-like optimizers (1e-3 is the default).",
+    "Use a learning rate around 1e-4..1e-2 for Adam-like optimizers (1e-3 is the default) "
+    "and 1e-3..1e-1 for SGD (1e-2 is the default).",
 )
 def learning_rate_extreme(ctx: RuleContext) -> Iterator[Hit]:
-    """The saved optimizer's learning rate is 1.0 or more, or 1e-7 or less.
+    """The saved optimizer's learning rate is far outside its usual range: 1.0 or more (0.1
+    or more for Adam-like optimizers), or 1e-7 or less.
 
     With a rate of 1 or more, Adam/SGD steps overshoot: the loss explodes or the weights jump
-    to a region where ReLUs die and one class wins. With 1e-7 or less the weights barely move
-    from their initialization during a normal training run, so the model predicts the prior of
-    its random head. A rate of 0 or below cannot have trained at all (error). Schedules are
-    judged by their initial rate. Adadelta is exempt from the upper bound (it was designed for
-    a rate of 1.0).
+    to a region where ReLUs die and one class wins. Adaptive optimizers (Adam, AdamW, Adamax,
+    Nadam, RMSprop, Lion; default 1e-3) normalize the gradient, so each step moves every
+    parameter by about the learning rate however small the gradient is: at 0.1, a hundred
+    times their default, one step is larger than the initial weights themselves (a Glorot
+    784->512 kernel has std 0.035), the initialization is erased within a few steps and
+    training typically ends on one class; that is the bound for them (1e-2 is aggressive but
+    common and not reported). SGD's step scales with the gradient, and 0.1 is the usual rate
+    with momentum for ResNets, so SGD keeps the bound of 1. With 1e-7 or less the weights
+    barely move from their initialization during a normal training run, so the model predicts
+    the prior of its random head. A rate of 0 or below cannot have trained at all (error).
+    Schedules are judged by their initial rate. Adadelta is exempt from the upper bound (it
+    was designed for a rate of 1.0).
 
-    Example: ``Adam(learning_rate=10)``; fix: ``Adam(learning_rate=1e-3)``.
+    Example: ``Adam(learning_rate=10)`` or ``Adam(learning_rate=0.1)``; fix:
+    ``Adam(learning_rate=1e-3)``.
     """
     tc = ctx.graph.training_config
     opt = tc.get("optimizer") if tc else None
@@ -193,13 +283,20 @@ def learning_rate_extreme(ctx: RuleContext) -> Iterator[Hit]:
     if lr is None:
         return
     name = str(opt.get("class_name") or "?")
-    evidence = {"optimizer": name, "what": what, "lr": lr, "high": LR_HIGH, "low": LR_LOW}
+    key = name.rsplit(">", 1)[-1].lower()
+    default = _ADAPTIVE_DEFAULTS.get(key)
+    high = ADAPTIVE_HIGH if default is not None else LR_HIGH
+    evidence = {"optimizer": name, "what": what, "lr": lr, "high": high, "low": LR_LOW}
     if lr <= 0:
         yield Hit(None, {**evidence, "why": "not positive: no update at all"}, "error")
     elif lr <= LR_LOW:
         yield Hit(None, {**evidence, "why": f"<= {LR_LOW:g}: weights barely move"})
-    elif lr >= LR_HIGH and name.lower() not in _SCALE_FREE:
+    elif lr >= LR_HIGH and key not in _SCALE_FREE:
         yield Hit(None, {**evidence, "why": f">= {LR_HIGH:g}: steps overshoot"})
+    elif default is not None and lr >= high:
+        yield Hit(None, {**evidence, "why": (
+            f">= {high:g}, {lr / default:.0f}x {name}'s default {default:g}: every step moves "
+            "each weight by about the rate, more than its initial size")})
 
 
 @register(

@@ -14,7 +14,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from inspector.analyze import analyze_graph
@@ -36,6 +36,7 @@ from inspector.tui.messages import (
 from inspector.tui.screens.export import ExportScreen
 from inspector.tui.screens.help import HelpScreen
 from inspector.tui.screens.rule_doc import RuleDocScreen
+from inspector.tui.widgets.container_issues import ContainerIssues
 from inspector.tui.widgets.findings_list import FindingsList
 from inspector.tui.widgets.header import ModelHeader
 from inspector.tui.widgets.layer_detail import LayerDetail
@@ -103,6 +104,10 @@ class KinspectApp(App[int]):
                 yield FindingsList(self.report, id="findings")
             with TabPane("Probe", id="tab-probe"):
                 yield ProbePanel(self.report.graph.path, id="probe")
+            issues = self.report.graph.container_issues
+            if issues:   # only for files that have some: the usual layout stays as it was
+                with TabPane(f"Container ({len(issues)})", id="tab-container"):
+                    yield VerticalScroll(ContainerIssues(issues, id="container-issues"))
         yield Footer()
 
     def on_mount(self) -> None:

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from inspector.report.model import Report
+from inspector.rules.registry import SEVERITY_RANK
 from inspector.tui.formatting import SEVERITY_STYLE, severity_badge
 
 
@@ -49,6 +50,11 @@ def summary_text(report: Report, *, analysing: bool = False) -> Text:
         text.append(f"  {g.params.total:,} params")
     else:
         text.append(f"  weights only: {sum(1 for _ in g.all_weights())} tensors")
+    issues = g.container_issues
+    if issues:   # about the file itself: say so even before the rules have run
+        worst_issue = max(issues, key=lambda i: SEVERITY_RANK.get(i.severity, 0)).severity
+        text.append(f"  {len(issues)} container issue{'s' if len(issues) != 1 else ''}",
+                    style=SEVERITY_STYLE.get(worst_issue, ""))
     worst = report.worst_severity
     text.append("  ")
     if analysing:
