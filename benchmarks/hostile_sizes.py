@@ -124,6 +124,22 @@ def _temp_bytes(pid: int, tmpdir: Path) -> int:
     return total
 
 
+def _rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+# A case past these is killed (and says so): an unfixed checkout must not take the machine.
+KILL_RSS = 6 * GiB
+KILL_TEMP = 4 * GiB
+KILL_SECONDS = 120.0
+
+
 def measure(script: str, path: Path, code: Path) -> Measure:
     tmpdir = Path(tempfile.mkdtemp(prefix="kinspect-bench-tmp-"))
     env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=str(code), KINSPECT_STRICT="0")
@@ -132,12 +148,18 @@ def measure(script: str, path: Path, code: Path) -> Measure:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=tmpdir)
     peak_temp = 0
+    killed = ""
     done = threading.Event()
 
     def poll() -> None:
-        nonlocal peak_temp
+        nonlocal peak_temp, killed
         while not done.is_set():
             peak_temp = max(peak_temp, _temp_bytes(proc.pid, tmpdir))
+            why = ("temp" if peak_temp > KILL_TEMP else "RSS" if _rss_bytes(proc.pid) >
+                   KILL_RSS else "time" if time.perf_counter() - start > KILL_SECONDS else "")
+            if why and not killed:
+                killed = f"killed by the benchmark: {why} over its limit"
+                proc.kill()
             time.sleep(0.005)
 
     poller = threading.Thread(target=poll, daemon=True)
@@ -151,7 +173,7 @@ def measure(script: str, path: Path, code: Path) -> Measure:
     proc.returncode = 0
     shutil.rmtree(tmpdir, ignore_errors=True)
     lines = [line for line in out.splitlines() if line.startswith(("ok:", "refused:"))]
-    outcome = lines[-1] if lines else "crashed: " + out.strip()[-150:]
+    outcome = killed or (lines[-1] if lines else "crashed: " + out.strip()[-150:])
     return Measure(usage.ru_maxrss * 1024, peak_temp, seconds, _disk_size(path), outcome)
 
 

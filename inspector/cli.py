@@ -7,6 +7,7 @@ Exit codes follow linters: 0 nothing at or above ``--fail-on``, 1 findings at or
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,10 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model file(s): .keras, .h5, .weights.h5, SavedModel directory, or a "
                         "directory to search for models")
     out = p.add_argument_group("output")
-    out.add_argument("--format", choices=("text", "json", "sarif"), default=None,
-                     help="report format (default: TUI on a terminal, text otherwise)")
+    out.add_argument("--format", choices=("text", "json", "jsonl", "sarif"), default=None,
+                     help="report format. text: one block per file, then a summary line when "
+                          "there are several; json: one indented document for one file, JSON "
+                          "Lines (one compact report per line) for several; jsonl: always "
+                          "JSON Lines, also for one file (an unreadable file is an error "
+                          "record line); sarif: one SARIF 2.1.0 log for all files (code "
+                          "scanning). Default: the TUI for one file on a terminal, text "
+                          "otherwise")
     out.add_argument("--json", action="store_const", const="json", dest="format",
                      help="short for --format json")
+    out.add_argument("--no-color", action="store_true",
+                     help="no colours in the text report (also: NO_COLOR set, or not a "
+                          "terminal)")
     out.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     out.add_argument("--fail-on", choices=("error", "warning", "info", "never"), default="error",
                      help="exit 1 when a finding at or above this severity exists")
@@ -118,7 +128,19 @@ def options_from_args(args: argparse.Namespace) -> Options:
         probe_timeout=args.probe_timeout,
         probe_memory_mb=args.probe_memory or None,
         static_timeout=args.timeout,
+        color=_use_color(args),
     )
+
+
+def _use_color(args: argparse.Namespace) -> bool:
+    """Colour the text report like ruff: only on a terminal, never with NO_COLOR (any value,
+    https://no-color.org) or --no-color, never into a file."""
+    if args.no_color or os.environ.get("NO_COLOR") or args.output is not None:
+        return False
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,8 +177,10 @@ def _dispatch(args: argparse.Namespace, options: Options) -> int:
         from inspector.tui.app import run_tui
 
         return run_tui(targets[0], options)
-    if not single:
-        return run_many(targets, options, fmt or "json", args.output, args.jobs,
+    if not single or fmt in ("jsonl", "sarif"):
+        # Many files (text: blocks + summary; json: JSON Lines), and the formats whose output
+        # has the same shape for one file as for many, an unreadable one included.
+        return run_many(targets, options, fmt or "text", args.output, args.jobs,
                         exit_zero=args.exit_zero)
     return _run_single(targets[0], options, fmt or "text", args.output, args.exit_zero)
 

@@ -14,6 +14,10 @@ import numpy as np
 
 Shape = tuple[int | None, ...]
 
+# Random-generator state a layer tracks (Keras 3 Dropout's seed generator): saved with the
+# variables, but not a parameter (Keras' count_params leaves it out).
+RNG_STATE_NAMES = frozenset({"seed_generator_state"})
+
 # Every reader roots layer paths here ("model/dense", "model/base/conv2d"), whatever the
 # saved model is called, and the probe reports its layers under the same root, so a layer
 # path means the same layer in static and probe findings.
@@ -359,4 +363,14 @@ class ModelGraph:
 
     @property
     def params(self) -> ParamCount:
-        return self.root.params if self.root else ParamCount()
+        """The layer tree's count; without one (weights-only files, SavedModels without
+        Keras metadata) the loose weights', so an exported model does not read "0 params"."""
+        if self.root is not None:
+            return self.root.params
+        total = ParamCount()
+        for w in self.loose_weights:
+            if w.name.rsplit("/", 1)[-1] in RNG_STATE_NAMES:
+                continue
+            total = total + (ParamCount(w.size, w.size, 0) if w.trainable
+                             else ParamCount(w.size, 0, w.size))
+        return total

@@ -32,4 +32,5 @@ class Options:
     probe_timeout: float = 300.0
     probe_memory_mb: int | None = field(default_factory=default_probe_memory_mb)  # None: no cap
     static_timeout: float = 60.0
+    color: bool = False  # ANSI colours in the text report (the CLI: a terminal, no NO_COLOR)
     extra: dict[str, str] = field(default_factory=dict)

@@ -36,7 +36,12 @@ _TEXT = {"type": "object", "required": ["text"], "properties": {"text": {"type":
 _LEVEL = {"enum": ["none", "note", "warning", "error"]}
 _ARTIFACT_LOCATION = {"type": "object", "required": ["uri"],
                       "properties": {"uri": {"type": "string", "minLength": 1},
+                                     "uriBaseId": {"type": "string", "minLength": 1},
                                      "index": {"type": "integer", "minimum": 0}}}
+# propertyBag.tags: unique strings; GitHub reads security-severity as a number in a string.
+_RULE_PROPERTIES = {"type": "object", "properties": {
+    "tags": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
+    "security-severity": {"type": "string", "pattern": r"^(10\.0|[0-9]\.[0-9])$"}}}
 # The parts of the SARIF 2.1.0 schema (sarif-schema-2.1.0.json) that kinspect emits, with the
 # constraints the OASIS schema puts on them.
 SARIF_SUBSET: dict[str, Any] = {
@@ -63,12 +68,18 @@ SARIF_SUBSET: dict[str, Any] = {
                                 "shortDescription": _TEXT,
                                 "fullDescription": _TEXT,
                                 "help": _TEXT,
+                                "helpUri": {"type": "string", "format": "uri",
+                                            "pattern": "^https?://"},
                                 "defaultConfiguration": {"type": "object", "properties": {
                                     "level": _LEVEL}},
+                                "properties": _RULE_PROPERTIES,
                             },
                         }},
                     }},
                 }},
+                "originalUriBaseIds": {"type": "object", "additionalProperties": {
+                    "type": "object", "required": ["uri"],
+                    "properties": {"uri": {"type": "string", "pattern": "^file:.*/$"}}}},
                 "artifacts": {"type": "array", "items": {
                     "type": "object", "properties": {"location": _ARTIFACT_LOCATION}}},
                 "invocations": {"type": "array", "items": {
@@ -85,6 +96,8 @@ SARIF_SUBSET: dict[str, Any] = {
                         "ruleIndex": {"type": "integer", "minimum": -1},
                         "level": _LEVEL,
                         "message": _TEXT,
+                        "partialFingerprints": {"type": "object",
+                                                "additionalProperties": {"type": "string"}},
                         "locations": {"type": "array", "items": {
                             "type": "object",
                             "properties": {
@@ -123,13 +136,21 @@ def assert_valid_sarif(text: str) -> dict[str, Any]:
         ids = [r["id"] for r in rules]
         assert len(ids) == len(set(ids)), "duplicate rule ids in tool.driver.rules"
         artifacts = run.get("artifacts", [])
-        for result in run.get("results", []):
+        bases = run.get("originalUriBaseIds", {})
+        notes = [n for inv in run.get("invocations", [])
+                 for n in inv.get("toolExecutionNotifications", [])]
+        for result in [*run.get("results", []), *notes]:
             if "ruleIndex" in result:
                 assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
             for loc in result.get("locations", []):
                 art = loc["physicalLocation"]["artifactLocation"]
                 if "index" in art:
-                    assert artifacts[art["index"]]["location"]["uri"] == art["uri"]
+                    assert artifacts[art["index"]]["location"] == {
+                        k: v for k, v in art.items() if k != "index"}
+        for art in artifacts:
+            base = art["location"].get("uriBaseId")
+            assert base is None or base in bases, f"undefined uriBaseId {base}"
+            assert (base is None) == art["location"]["uri"].startswith("file:"), art
     return log
 
 

@@ -51,3 +51,19 @@ def test_no_probe_leaves_the_section_empty() -> None:
     proc = _kinspect("--json", "--no-probe", "fixtures/models/mlp/k3.keras")
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["probe"] is None
+
+
+def test_collapsed_frozen_model_is_diagnosed_without_inputs() -> None:
+    """The user's complaint ("it predicts one class") at default settings, no --inputs: the
+    headline names the collapse on the model's own [0,1] range and the static cause."""
+    proc = _kinspect("--json", "fixtures/probe/collapsed_all_frozen_cnn.keras")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    doc = assert_valid_report(proc.stdout)
+    assert doc["probe"]["verdict"]["collapsed"] is True
+    assert doc["probe"]["verdict"]["scale_sensitive"] is False
+    assert doc["probe"]["input_range"]["name"] == "uniform01"
+    diagnosis = doc["diagnosis"]
+    assert diagnosis["cause_rule"] == "all-layers-frozen", diagnosis
+    assert diagnosis["summary"].startswith("predicts class"), diagnosis
+    frozen = next(f for f in doc["findings"] if f["rule"] == "all-layers-frozen")
+    assert frozen["confirmation"] == "confirmed"

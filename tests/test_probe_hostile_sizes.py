@@ -228,14 +228,16 @@ class _StandInRunner(runner_mod.ProbeRunner):
         return proc
 
 
-def test_the_parent_removes_the_temp_folder_of_a_killed_child() -> None:
-    before = set(Path(tempfile.gettempdir()).glob("kinspect-probe-*"))
+def test_the_parent_removes_the_temp_folder_of_a_killed_child(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     events = list(_StandInRunner({"path": "x"}, timeout=3).events())
     assert events[0]["event"] == "stage" and events[-1]["kind"] == "timeout"
     child_dir = Path(events[0]["message"])
     assert child_dir.name == "kinspect-probe-child"
+    assert child_dir.parent.parent == tmp_path
     assert not child_dir.exists() and not child_dir.parent.exists()
-    assert set(Path(tempfile.gettempdir()).glob("kinspect-probe-*")) <= before
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_batch_plans_share_the_parents_folder() -> None:

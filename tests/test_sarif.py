@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import assert_valid_sarif
 
 from inspector.analyze import analyze_static
 from inspector.options import Options
 from inspector.report.model import Report
-from inspector.report.sarif import artifact_uri, merge_sarif, to_sarif
+from inspector.report.sarif import (
+    FINGERPRINT_KEY,
+    RULE_DOCS_URL,
+    SRCROOT,
+    artifact_location,
+    artifact_uri,
+    merge_sarif,
+    to_sarif,
+)
 from inspector.rules.registry import Finding, all_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +77,7 @@ def test_merged_single_file_logs_equal_one_log_of_every_report() -> None:
     with_failure = assert_valid_sarif(merge_sarif([to_sarif(reports[:1])],
                                                   [("x/broken.h5", "x/broken.h5: truncated")]))
     run = with_failure["runs"][0]
-    assert run["artifacts"][1] == {"location": {"uri": "x/broken.h5"}}
+    assert run["artifacts"][1] == {"location": {"uri": "x/broken.h5", "uriBaseId": SRCROOT}}
     (note,) = run["invocations"][0]["toolExecutionNotifications"]
     assert note["level"] == "error" and note["message"]["text"] == "x/broken.h5: truncated"
     assert run["invocations"][0]["executionSuccessful"] is False
@@ -88,3 +97,85 @@ def test_nested_model_location_is_a_module_and_errors_become_notifications() -> 
 def test_artifact_uris() -> None:
     assert artifact_uri("fixtures/a b.h5") == "fixtures/a%20b.h5"
     assert artifact_uri("/tmp/m.keras") == "file:///tmp/m.keras"
+
+
+SECURITY_RULES = {"lambda-layer", "custom-object", "untrusted-module-reference",
+                  "savedmodel-dangerous-op", "savedmodel-metadata-mismatch",
+                  "polyglot-container", "container-anomaly"}
+
+
+def test_security_rules_carry_a_score_and_a_tag_for_code_scanning() -> None:
+    """GitHub ranks an alert by ``security-severity`` only on rules tagged ``security``."""
+    entries = assert_valid_sarif(to_sarif([]))["runs"][0]["tool"]["driver"]["rules"]
+    tagged = {e["name"]: e["properties"] for e in entries
+              if "security" in e["properties"]["tags"]}
+    assert set(tagged) >= SECURITY_RULES
+    for name, props in tagged.items():
+        assert 0.0 < float(props["security-severity"]) <= 10.0, name
+    code_execution = ("lambda-layer", "untrusted-module-reference", "savedmodel-dangerous-op")
+    assert all(float(tagged[n]["security-severity"]) >= 9.0 for n in code_execution)
+    quality = [e for e in entries if e["name"] in ("dropout-rate-high", "nan-weights")]
+    assert len(quality) == 2
+    assert all("security-severity" not in e["properties"]
+               and "security" not in e["properties"]["tags"] for e in quality)
+
+
+def test_help_uri_points_at_the_rule_section_of_the_docs() -> None:
+    from inspector.rules_cli import markdown
+
+    docs = markdown()
+    for entry in assert_valid_sarif(to_sarif([]))["runs"][0]["tool"]["driver"]["rules"]:
+        base, anchor = entry["helpUri"].split("#")
+        assert base == RULE_DOCS_URL and base.endswith("/docs/rules.md")
+        assert f"(#{anchor})" in docs, entry["id"]      # the catalog's own link to the section
+        assert anchor == f"{entry['id'].lower()}-{entry['name']}"
+
+
+def _fingerprints(log: str) -> list[str]:
+    return [r["partialFingerprints"][FINGERPRINT_KEY]
+            for r in assert_valid_sarif(log)["runs"][0]["results"]]
+
+
+def test_fingerprints_are_stable_unique_and_ignore_the_message() -> None:
+    report = _report("untrusted-module-reference/" + _first_bad("untrusted-module-reference"))
+    first = _fingerprints(to_sarif([report]))
+    assert len(first) >= 1 and len(first) == len(set(first))
+    for f in report.findings:
+        f.message = f"reworded: {f.message}"
+        f.evidence = {"changed": True}
+    assert _fingerprints(to_sarif([report])) == first
+    # Two findings of one rule on one layer still get two fingerprints (alerts are not merged).
+    twice = [Finding("KIN001", "dropout-rate-high", "warning", m, "model/d", {}, "h")
+             for m in ("a", "b")]
+    report.findings = twice
+    pair = _fingerprints(to_sarif([report]))
+    assert len(set(pair)) == 2
+    report.findings = twice[:1]
+    moved = Finding("KIN001", "dropout-rate-high", "warning", "a", "model/other", {}, "h")
+    assert _fingerprints(to_sarif([report])) == pair[:1]
+    report.findings = [moved]
+    assert _fingerprints(to_sarif([report])) != pair[:1]
+
+
+def _first_bad(rule: str) -> str:
+    return sorted(p.name for p in (RULES / rule).glob("bad_*"))[0]
+
+
+def test_uris_are_relative_to_srcroot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Below the working directory: relative + %SRCROOT% (defined as the working directory),
+    so one file has one URI whether given relative or absolute; outside: an absolute URI."""
+    monkeypatch.chdir(ROOT)
+    rel = "fixtures/rules/dropout-rate-high/bad_nested_k3.keras"
+    assert artifact_location(rel) == artifact_location(str(ROOT / rel)) == {
+        "uri": rel, "uriBaseId": SRCROOT}
+    assert artifact_location("/tmp/m.keras") == {"uri": "file:///tmp/m.keras"}
+    run = assert_valid_sarif(to_sarif([_report("dropout-rate-high/bad_nested_k3.keras")]))[
+        "runs"][0]
+    assert run["originalUriBaseIds"] == {SRCROOT: {"uri": ROOT.as_uri() + "/"}}
+    (result,) = run["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": rel, "uriBaseId": SRCROOT, "index": 0}
+    monkeypatch.chdir(tmp_path)    # scanned from elsewhere: the file is outside the root
+    outside = to_sarif([_report("dropout-rate-high/bad_nested_k3.keras")])
+    assert assert_valid_sarif(outside)["runs"][0]["artifacts"][0]["location"] == {
+        "uri": (ROOT / rel).as_uri()}

@@ -312,7 +312,7 @@ def test_weights_only_file_lists_weight_groups() -> None:
         tree = app.query_one(LayerTree)
         assert tree.weights_only
         assert "weights only" in text_of(app, "#model-header")
-        assert tree.paths() == ["/layers/dense/vars", "/layers/dense_1/vars"]
+        assert tree.paths() == ["dense", "dense_1"]
         await pilot.press("down", "2")
         table = app.query_one("#weights-table", DataTable)
         assert table.row_count == 2

@@ -40,6 +40,7 @@ from inspector.probe.measure import (
 )
 from inspector.probe.private_copy import CopyRefused, private_copy
 from inspector.probe.tensor_ops import TensorOps
+from inspector.probe.token_inputs import PASS_THROUGH
 
 FAULT_ENV = "KINSPECT_PROBE_FAULT"   # test hook: segfault | hang | exit | oom | noresult
 
@@ -126,6 +127,9 @@ class LoadedModel:
                 s.vocab = vocab or dim
                 s.low = 1 if masked else 0      # padding id 0 mid-sequence is not real data
         _apply_id_hints(specs, fallback)
+        for index, (dim, mask) in _live_token_inputs(self.obj, tensors).items():
+            specs[index].feeds_embedding, specs[index].vocab = True, dim
+            specs[index].low = 1 if mask else 0
         return specs
 
     def _feed(self, arrays: list[Any]) -> Any:
@@ -259,6 +263,46 @@ def _apply_id_hints(specs: list[InputSpec], hints: list[InputSpec]) -> None:
             hint = hints[i]
         if hint is not None and hint is not spec and hint.feeds_embedding:
             spec.feeds_embedding, spec.vocab, spec.low = True, hint.vocab, hint.low
+
+
+def _live_token_inputs(model: Any, tensors: list[Any]) -> dict[int, tuple[int, bool]]:
+    """{input index: (smallest input_dim, any mask_zero)} of the model's own Embeddings that
+    read a model input directly or through layers that only move values (PASS_THROUGH),
+    from the loaded model's graph (Keras 3 and tf_keras nodes both have input_tensors)."""
+    index = {id(t): i for i, t in enumerate(tensors)}
+    found: dict[int, tuple[int, bool]] = {}
+    for layer in getattr(model, "layers", None) or []:
+        if type(layer).__name__ != "Embedding":
+            continue
+        for node in getattr(layer, "_inbound_nodes", None) or []:
+            i = index.get(id(_value_source(_first_input(node))))
+            if i is not None:
+                dim, mask = found.get(i, (int(layer.input_dim), False))
+                found[i] = (min(dim, int(layer.input_dim)),
+                            mask or bool(getattr(layer, "mask_zero", False)))
+    return found
+
+
+def _first_input(node: Any) -> Any:
+    try:
+        tensors = node.input_tensors
+    except Exception:  # an exotic node: no hint
+        return None
+    if isinstance(tensors, (list, tuple)):
+        return tensors[0] if len(tensors) == 1 else None
+    return tensors
+
+
+def _value_source(tensor: Any) -> Any:
+    """Follow a symbolic tensor back through PASS_THROUGH layers (Reshape, Flatten, ...)."""
+    for _ in range(8):
+        history = getattr(tensor, "_keras_history", None)
+        layer = history[0] if history else None
+        if layer is None or type(layer).__name__ not in PASS_THROUGH:
+            return tensor
+        nodes = getattr(layer, "_inbound_nodes", None) or []
+        tensor = _first_input(nodes[history[1]]) if len(nodes) > history[1] else None
+    return tensor
 
 
 def _embedding_bounds(model: Any) -> tuple[int | None, bool]:

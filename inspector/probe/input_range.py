@@ -26,7 +26,6 @@ from inspector.graph import LayerNode, ModelGraph
 from inspector.probe.inputs import RANGE_LABELS
 from inspector.rules.common import applied_activation, number
 from inspector.rules.layer_facts import (
-    ACTIVATION_LAYERS,
     AFFINE_CLASSES,
     BN_CLASSES,
     PASS_THROUGH,
@@ -184,6 +183,8 @@ def _from_preprocessing(node: LayerNode) -> InputRange | None:
             var = np.asarray(cfg.get("variance") or [], dtype="float64")
         if not mean.size or not var.size or not np.isfinite(mean).all():
             return None
+        if np.all(mean == 0.0) and np.all(var == 1.0):
+            return None               # never adapted: says nothing about the data
         m, s = float(mean.mean()), float(np.sqrt(np.maximum(var, 0.0)).mean())
         return _make(nearest(m, s), f"Normalization layer `{node.name}` was adapted to inputs "
                      f"with mean {m:.3g}, std {s:.3g}", "normalization", "high")

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from inspector.probe.error_text import error_text
+
 # Across-input variation is estimated on at most this many evenly spaced units per layer.
 STAT_UNITS = 8192
 # A layer output is flat (collapse_layer candidate) when its variation is this small.
@@ -212,7 +214,7 @@ class LayerRecorder:
             self._summarize_call(path, layer, args, result)
         except Exception as exc:   # never break the model's own call: the row is skipped
             if len(self.errors) < MAX_ERRORS:
-                self.errors.append(f"{path}: {type(exc).__name__}: {str(exc)[:200]}")
+                self.errors.append(f"{path}: {error_text(exc)}")
 
     def _summarize_call(self, path: str, layer: Any, args: tuple[Any, ...],
                         result: Any) -> None:

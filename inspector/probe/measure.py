@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from inspector.probe.error_text import error_text
+from inspector.probe.input_range import CONFUSABLE, RANGES
 from inspector.probe.inputs import (
     RANGE_LABELS,
     TOKEN_IDS,
@@ -29,7 +30,6 @@ from inspector.probe.inputs import (
     distributions_for,
     random_batch,
 )
-from inspector.probe.input_range import CONFUSABLE, RANGES
 from inspector.probe.layer_pass import (
     FLAT_ABS,
     ArrayOps,
@@ -56,6 +56,11 @@ TOP_CLASS_COLLAPSE = 0.95
 # with probabilities moving less than ONE_CLASS_PROB_STD (a frozen random CNN on [0,1]
 # images: 0.04; healthy fixtures where one class wins that often: >= 0.1).
 ONE_CLASS_PROB_STD = 0.05
+# Near-collapsed: one class for >= NEAR_TOP_CLASS of inputs with probabilities moving less
+# than ONE_CLASS_PROB_STD. Not a verdict alone (a healthy model that barely answers random
+# noise gets there); the parent makes it one when a static finding explains the collapse
+# (see rules.probe_rules.link_near_collapse).
+NEAR_TOP_CLASS = 0.9
 # A purely affine model (no activation anywhere) only collapses when its output does not
 # move at float32 precision: a large constant offset is no collapse.
 AFFINE_REL = 1e-6
@@ -67,6 +72,10 @@ RESPONSIVE_REL = 1e-2
 # Train/infer gap on every range: mean |train - infer| over the spread of both (healthy BN
 # fixtures on random inputs: <= 0.6).
 GAP_RATIO = 1.5
+# ... and an inference-only collapse on random inputs of the model's own range counts when
+# training and inference argmax agree on fewer than this share of them (BN stats never
+# updated, real inputs: <= 0.5; a healthy transfer model that barely answers noise: 0.75).
+GAP_AGREEMENT = 0.6
 TRAIN_PASSES = 2
 # Batch size of every predict() call: a later predict() of at most this many samples reuses
 # the traced function instead of retracing it for a new batch shape (seconds on a ResNet50).
@@ -171,6 +180,16 @@ def output_collapsed(stats: dict[str, Any], affine: bool = False) -> bool:
     scale = max(stats["mean_abs"], 1e-12)
     rel = AFFINE_REL if affine else COLLAPSE_REL
     return bool(stats["std_max"] <= FLAT_ABS or stats["std_max"] / scale < rel)
+
+
+def near_collapsed(outputs: list[dict[str, Any]]) -> bool:
+    """Every output collapsed or one class winning almost always (see NEAR_TOP_CLASS)."""
+    def near(s: dict[str, Any]) -> bool:
+        top = s.get("top_class_fraction")
+        return bool(s["collapsed"] or (s["probability_like"] and top is not None
+                                        and top >= NEAR_TOP_CLASS
+                                        and s["std_max"] < ONE_CLASS_PROB_STD))
+    return bool(outputs) and all(near(s) for s in outputs)
 
 
 def _responsive(stats: dict[str, Any]) -> bool:
@@ -321,9 +340,15 @@ def train_infer_gap(model: Model, batches: dict[str, list[np.ndarray]],
     # Random inputs are off-distribution for BatchNormalization: healthy models collapse in
     # inference on some range while batch statistics rescue training mode. Only real inputs
     # or the model's own range make that pattern a finding.
-    counted = {"real"} if "real" in batches else {own}
+    # On the own random range, also only when training and inference mostly disagree: a
+    # model that barely answers noise can look collapsed in inference on a few samples
+    # while training mode (batch statistics) spreads the same predictions.
     for d, v in per.items():
-        if d not in counted and v["inference_collapsed_training_varies"]:
+        if not v["inference_collapsed_training_varies"] or d == "real":
+            continue
+        agreement = v["argmax_agreement"]
+        if d != own or "real" in batches or (agreement is not None
+                                             and agreement >= GAP_AGREEMENT):
             v["inference_collapsed_training_varies"] = False
             v["off_range_inference_collapse"] = True
     collapsing = sorted(d for d, v in per.items() if v["inference_collapsed_training_varies"])
@@ -538,8 +563,12 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
                               "noise, normalization, random or custom layers)",
                    "train_infer_gap": False}
         else:
+            # an inference collapse on the few gap samples of the own range counts only when
+            # the full predict() batch collapsed there too (a model that barely answers
+            # noise looks collapsed on 4 samples now and then)
+            own_collapsed = own if own is not None and per_dist[own]["collapsed"] else None
             gap = _guarded(lambda: train_infer_gap(model, gap_in, gap_ref, passes,
-                                                   sizes.gap_ranges, own))
+                                                   sizes.gap_ranges, own_collapsed))
     emit({"event": "progress", "stage": "training", "fraction": 1.0})
 
     shown = own                        # the model's own range, never the one that escapes
@@ -566,6 +595,7 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
         "check_sizes": asdict(sizes),
         "inputs": [s.as_dict() for s in specs],
         "input_range": judged,
+        "near_collapsed": near_collapsed(reference["outputs"]),
         "distributions": per_dist,
         "primary_distribution": primary,
         "range_errors": range_errors,
@@ -627,7 +657,7 @@ def _training_sensitive(layers: list[Any]) -> bool:
 def _assumed_range(given: dict[str, Any] | None, specs: list[InputSpec]) -> dict[str, Any]:
     """The plan's input range, or the input-kind default when the plan has none (plans built
     by hand, SavedModel signatures without a static graph)."""
-    if specs and all(s.is_int for s in specs):
+    if specs and all(s.is_ids for s in specs):
         return {"name": TOKEN_IDS, "low": 0.0, "high": float(max(s.vocab or 2 for s in specs)),
                 "reason": "integer inputs: in-vocabulary token ids", "source": "default",
                 "confidence": "high", "affine": False, "label": RANGE_LABELS[TOKEN_IDS]}
@@ -648,10 +678,11 @@ def _own_first(dists: tuple[str, ...], own: str) -> tuple[str, ...]:
 
 def _judged_range(assumed: dict[str, Any], per_dist: dict[str, Any], responsive: list[str],
                   primary: str | None) -> dict[str, Any]:
-    """The range the verdicts are judged on: the assumed one, unless that is only a default
-    guess on which the model collapses while it clearly works on another unit-scale range
-    (never 0..255: a collapsed model's head often wakes up on 255x larger inputs), or a
-    range the model could not take at all (then the one it responds to most)."""
+    """The range the verdicts are judged on: the assumed one, unless that is only the
+    tabular default (standardized) on which the model collapses while it clearly works on
+    another unit-scale range (never 0..255: a collapsed model's head often wakes up on 255x
+    larger inputs; and never for images, whose random-init filters answer zero-mean noise),
+    or a range the model could not take at all (then the one it responds to most)."""
     judged = dict(assumed)
     name = assumed["name"]
     if name not in per_dist:
@@ -659,8 +690,9 @@ def _judged_range(assumed: dict[str, Any], per_dist: dict[str, Any], responsive:
         if other is None:
             return judged
         escape = [other]
-    elif assumed.get("confidence") != "low" or not per_dist[name]["collapsed"]:
-        return judged
+    elif (assumed.get("confidence") != "low" or name != "normal"
+          or not per_dist[name]["collapsed"]):
+        return judged          # only the tabular default is a guess weak enough to revisit
     else:
         escape = [d for d in responsive if d in UNIT_SCALE and d != name]
     if escape:

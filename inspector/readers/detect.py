@@ -184,6 +184,12 @@ def classify_h5(root: h5py.Group) -> str | None:
             return H5_WEIGHTS_K2
     if keys & {"layers", "_layer_checkpoint_dependencies"}:
         return H5_WEIGHTS_K3
+    if "vars" in keys and isinstance(root.get("vars", getlink=True), h5py.HardLink) and (
+            root.get("vars", getclass=True) is h5py.Group):
+        # Keras 3 save_weights always writes the model's own ``vars`` group; a subclassed
+        # model's sublayers sit under attribute names (``block1/layers/conv2d/vars/0``)
+        # with no ``layers`` group when every layer is reached through an attribute.
+        return H5_WEIGHTS_K3
     return None
 
 

@@ -105,7 +105,16 @@ def _as_list(out: shapes.Out) -> Outputs:
 def _call_output(child: LayerNode, in_shapes: Outputs) -> Outputs:
     if child.role == "model":
         return propagate(child, in_shapes)
-    return _as_list(shapes.infer(child, in_shapes))
+    return _as_list(shapes.infer(child, in_shapes, model=_nested_output))
+
+
+def _nested_output(model: LayerNode, in_shapes: Outputs) -> shapes.Out:
+    """A nested model's output(s) in the shape-rule form (one shape, or a list of several);
+    used for models held by wrappers (``TimeDistributed(mobilenet)``)."""
+    outs = propagate(model, in_shapes)
+    if len(outs) == 1:
+        return outs[0]
+    return None if any(o is None for o in outs) else [o for o in outs if o is not None]
 
 
 def propagate(model: LayerNode, given: Outputs | None) -> Outputs:
@@ -185,14 +194,17 @@ def _lookup(tensors: dict[tuple[str, int], Outputs], ref: TensorRef) -> Shape | 
 
 
 def _fill_inner(node: LayerNode) -> None:
-    """Shapes of wrapped layers and RNN cells, derived from their container's call."""
+    """Shapes of wrapped layers and RNN cells, derived from their container's call; a
+    wrapped model gets the shapes of its own layers too (propagate fills them)."""
     s = node.input_shape if isinstance(node.input_shape, tuple) else None
-    if node.class_name == "TimeDistributed" and node.children and s is not None and len(s) >= 3:
-        inner = node.children[0]
-        inner.input_shape = (s[0], *s[2:])
-        out = shapes.infer(inner, [inner.input_shape])
-        inner.output_shape = out
-    elif node.class_name == "Bidirectional" and s is not None:
-        for inner in node.children:
-            inner.input_shape = s
-            inner.output_shape = shapes.infer(inner, [s])
+    inner_in: Shape | None = None
+    if node.class_name == "TimeDistributed" and s is not None and len(s) >= 3:
+        inner_in = (s[0], *s[2:])
+    elif node.class_name == "Bidirectional":
+        inner_in = s
+    if inner_in is None or node.role != "wrapper":
+        return
+    for inner in node.children:
+        inner.input_shape = inner_in
+        inner.output_shape = shapes.infer(inner, [inner_in], model=_nested_output)
+        _fill_inner(inner)

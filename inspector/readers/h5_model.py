@@ -63,7 +63,7 @@ def match_weight(top: LayerNode, weight_name: str) -> tuple[LayerNode, str]:
     current = top
     leftover: list[str] = []
     for part in scopes:
-        nxt = next((c for c in current.children if c.name == part), None)
+        nxt = _scope_child(current, part)
         if nxt is None and part.endswith("cell"):
             nxt = next((c for c in current.children if c.role == "cell"), None)
         if nxt is not None:
@@ -76,6 +76,18 @@ def match_weight(top: LayerNode, weight_name: str) -> tuple[LayerNode, str]:
             or (len(current.children) == 1 and current.children[0].role == "cell")):
         current = current.children[0]
     return current, "/".join([*leftover, var])
+
+
+def _scope_child(node: LayerNode, part: str) -> LayerNode | None:
+    """The descendant a weight-name scope part names: a child, or a layer of the model a
+    wrapper holds. A wrapper's weight group lists its nested model's weights flat under its
+    own name (``time_distributed_1/conv1_bn/gamma:0``, Keras 2.2.4 to 3), so the wrapped
+    model is looked through."""
+    found = next((c for c in node.children if c.name == part), None)
+    if found is None and node.role == "wrapper" and len(node.children) == 1 and (
+            node.children[0].role in ("model", "wrapper")):
+        return _scope_child(node.children[0], part)
+    return found
 
 
 def h5_weight(guard: H5Guard, lazy: LazyH5, ds: h5py.Dataset, name: str,

@@ -251,6 +251,11 @@ def read_keras_zip(path: str | os.PathLike[str]) -> ModelGraph:
         graph = ModelGraph(path=shown, format="keras-zip", root=root, raw_config=config)
         graph.keras_version = metadata.get("keras_version") if isinstance(
             metadata.get("keras_version"), str) else None
+        # Keras 3 and tf.keras metadata.json hold only keras_version and date_saved; a
+        # writer that records the backend (there or in config.json) is believed, otherwise
+        # it stays unknown (None) rather than guessed: the archive is backend-neutral.
+        graph.backend = next((v for v in (metadata.get("backend"), config.get("backend"))
+                              if isinstance(v, str) and v), None)
         graph.class_name = root.class_name
         compile_config = config.get("compile_config")
         graph.training_config = normalize_training_config(compile_config)

@@ -485,7 +485,10 @@ def _plain_graph(ctx: _Context) -> ModelGraph:
             duplicates += 1
             continue
         seen.add(ident)
-        graph.loose_weights.append(_weight(ctx, node_id, var, var.name))
+        # Keras 3 export names its variables by path ("dense/kernel"); a variable saved
+        # without a name is called by its route in the object graph, not by "".
+        name = var.name.removesuffix(":0") or "/".join(route) or ctx.keys.get(node_id, "?")
+        graph.loose_weights.append(_weight(ctx, node_id, var, name))
     if not ctx.objects and ctx.bundle is not None:
         _checkpoint_only_weights(ctx.bundle, graph)
     graph.notes.append("SavedModel without keras_metadata.pb: no layer structure is saved; "

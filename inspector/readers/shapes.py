@@ -15,8 +15,14 @@ from inspector.graph import LayerNode, Shape
 
 Out = Shape | list[Shape] | None
 Rule = Callable[[LayerNode, list[Shape | None]], Out]
+# Output shapes of a nested model given its input shapes (graph_facts.propagate): models are
+# graphs, not layer rules, so the caller that walks graphs supplies it.
+ModelFn = Callable[[LayerNode, list[Shape | None]], Out]
+Inner = Callable[[LayerNode, list[Shape | None]], Out]
+WrapperRule = Callable[[LayerNode, list[Shape | None], Inner], Out]
 
 _RULES: dict[str, Rule] = {}
+_WRAPPERS: dict[str, WrapperRule] = {}
 
 PRESERVING = frozenset({
     "Activation", "Softmax", "ReLU", "LeakyReLU", "ELU", "PReLU", "ThresholdedReLU",
@@ -39,9 +45,17 @@ def rule(*names: str) -> Callable[[Rule], Rule]:
     return register
 
 
+def wrapper_rule(*names: str) -> Callable[[WrapperRule], WrapperRule]:
+    def register(fn: WrapperRule) -> WrapperRule:
+        for n in names:
+            _WRAPPERS[n] = fn
+        return fn
+    return register
+
+
 def rules() -> frozenset[str]:
     """Class names with a shape rule (shape-preserving classes excluded)."""
-    return frozenset(_RULES)
+    return frozenset(_RULES) | frozenset(_WRAPPERS)
 
 
 def _as_tuple(v: Any, n: int) -> tuple[Any, ...] | None:
@@ -56,10 +70,19 @@ def _single(inputs: list[Shape | None]) -> Shape | None:
     return inputs[0] if len(inputs) == 1 else None
 
 
-def infer(node: LayerNode, inputs: list[Shape | None]) -> Out:
-    """Output shape(s) of one call of ``node`` given its input shapes."""
+def infer(node: LayerNode, inputs: list[Shape | None], model: ModelFn | None = None) -> Out:
+    """Output shape(s) of one call of ``node`` given its input shapes; a nested model (also
+    one held by a wrapper such as ``TimeDistributed(mobilenet)``) needs ``model``."""
+    if node.role == "model":
+        return model(node, inputs) if model is not None else None
     if node.class_name in PRESERVING:
         return _single(inputs)
+    wrapper = _WRAPPERS.get(node.class_name)
+    if wrapper is not None:
+        try:
+            return wrapper(node, inputs, lambda n, i: infer(n, i, model))
+        except (TypeError, ValueError, ZeroDivisionError, IndexError, KeyError):
+            return None
     fn = _RULES.get(node.class_name)
     if fn is None:
         return None
@@ -262,23 +285,23 @@ def _rnn(node: LayerNode, inputs: list[Shape | None]) -> Out:
     return rnn_output(node, inputs[0] if inputs else None)
 
 
-@rule("TimeDistributed")
-def _time_distributed(node: LayerNode, inputs: list[Shape | None]) -> Out:
+@wrapper_rule("TimeDistributed")
+def _time_distributed(node: LayerNode, inputs: list[Shape | None], inner_fn: Inner) -> Out:
     s = _single(inputs)
     if s is None or len(s) < 3 or not node.children:
         return None
-    inner = infer(node.children[0], [(s[0], *s[2:])])
-    if inner is None or isinstance(inner, list):
+    inner = inner_fn(node.children[0], [(s[0], *s[2:])])
+    if inner is None or isinstance(inner, list) or not inner:
         return None
     return (inner[0], s[1], *inner[1:])
 
 
-@rule("Bidirectional")
-def _bidirectional(node: LayerNode, inputs: list[Shape | None]) -> Out:
+@wrapper_rule("Bidirectional")
+def _bidirectional(node: LayerNode, inputs: list[Shape | None], inner_fn: Inner) -> Out:
     if len(node.children) != 2 or not inputs:
         return None
-    fwd = infer(node.children[0], [inputs[0]])
-    bwd = infer(node.children[1], [inputs[0]])
+    fwd = inner_fn(node.children[0], [inputs[0]])
+    bwd = inner_fn(node.children[1], [inputs[0]])
     if fwd is None or bwd is None or isinstance(fwd, list) or isinstance(bwd, list):
         return None
     mode = node.config.get("merge_mode", "concat")

@@ -67,6 +67,14 @@ _KNOWN_SNAKE = [c for c in ("Dense", "EinsumDense", "Embedding", "BatchNormaliza
                 if known_class(c)]
 
 
+def _class_for_vars(guard: H5Guard, group: h5py.Group) -> str | None:
+    """Class from the layer name Keras 3 records on a ``vars`` group (``batch_normalization_1``):
+    a subclassed model's groups are named after its attributes (``block1/bn``), not classes."""
+    vars_group = guard.child(group, "vars")
+    name = attr(vars_group, "name") if isinstance(vars_group, h5py.Group) else None
+    return _class_for(name) if isinstance(name, str) else None
+
+
 def read_k3_weights(path: str | os.PathLike[str], f: h5py.File, file_size: int) -> ModelGraph:
     graph, lazy = _graph(path, f, "keras-weights-h5")
     guard = H5Guard(f, file_size, graph.container_issues)
@@ -81,7 +89,7 @@ def _walk_k3(graph: ModelGraph, group: h5py.Group, prefix: str, guard: H5Guard,
     datasets = own_vars(guard, group)
     if datasets and not prefix.startswith(("optimizer", "seed_generator")) and (
             "/seed_generator" not in prefix):
-        cls = _class_for(owner) if owner else None
+        cls = (_class_for(owner) if owner else None) or _class_for_vars(guard, group)
         if owner == "cell" and prefix.count("/") >= 1:
             parent = prefix.split("/")[-2]
             base = parent.rsplit("_", 1)[0] if parent.rsplit("_", 1)[-1].isdigit() else parent

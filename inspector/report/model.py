@@ -13,7 +13,7 @@ from inspector.graph import LayerNode, ModelGraph, Shape
 from inspector.rules.registry import SEVERITY_RANK, Finding, sort_key
 from inspector.stats import StatsCache
 
-# 1.1: container_issues added.
+# 1.1: container_issues and diagnosis added.
 SCHEMA_VERSION = "1.1"
 
 
@@ -45,10 +45,18 @@ class Report:
         bar = SEVERITY_RANK[fail_on]
         return any(SEVERITY_RANK.get(f.severity, 0) >= bar for f in self.findings)
 
+    @property
+    def diagnosis(self) -> dict[str, Any] | None:
+        """The headline (see inspector.diagnosis), derived from findings + probe."""
+        from inspector.diagnosis import diagnose  # it reads the rules, which read Report
+
+        return diagnose(self)
+
     def to_dict(self) -> dict[str, Any]:
         g = self.graph
         return {
             "schema_version": SCHEMA_VERSION,
+            "diagnosis": self.diagnosis,
             "tool": {"name": "kinspect", "version": __version__},
             "model": {
                 "path": g.path,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from inspector.report.model import Report
 
 
-def render(report: Report, fmt: str) -> str:
+def render(report: Report, fmt: str, *, color: bool = False) -> str:
+    """``color``: ANSI colours in the text format (the caller knows whether it writes to a
+    terminal); the other formats ignore it."""
     if fmt == "json":
         from inspector.report.json_out import to_json
 
@@ -16,4 +18,4 @@ def render(report: Report, fmt: str) -> str:
         return to_sarif([report])
     from inspector.report.text import to_text
 
-    return to_text(report)
+    return to_text(report, color=color)

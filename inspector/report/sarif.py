@@ -5,11 +5,19 @@ documentation of rules that did not fire), each model file is an artifact, and e
 a result whose logical location is the layer path (``kind`` ``module`` for a model or nested
 model, ``member`` for a layer). Rule crashes and probe failures become tool execution
 notifications, not results.
+
+What code-scanning dashboards need to dedupe and rank alerts across runs: file URIs relative
+to ``%SRCROOT%`` (the working directory the scan ran in), a ``partialFingerprints`` entry that
+does not depend on the message wording, a ``helpUri`` per rule, and on rules about what
+loading the file can do (``Rule.security_severity``) a ``security`` tag and a
+``security-severity`` score (GitHub: 9.0+ critical, 7.0+ high, 4.0+ medium).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -23,15 +31,41 @@ from inspector.rules.registry import Finding, Rule, all_rules
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+SRCROOT = "%SRCROOT%"
+# Where each rule's documentation lives: docs/rules.md, one anchor per rule (``#kin009-
+# lambda-layer``). Change it with the project's home; rules_cli writes those anchors.
+RULE_DOCS_URL = "https://github.com/kinspect/kinspect/blob/main/docs/rules.md"
+FINGERPRINT_KEY = "kinspectFinding/v1"
 
 
 def artifact_uri(path: str) -> str:
-    """A URI reference for a model path: relative paths stay relative (resolved against the
-    scan root by viewers), absolute ones become ``file://`` URIs."""
-    p = Path(path)
-    if p.is_absolute():
-        return p.as_uri()
-    return quote(p.as_posix(), safe="/._-~")
+    """A URI reference for a model path: relative to the working directory (the scan root,
+    ``%SRCROOT%``) when the file is below it, else an absolute ``file://`` URI."""
+    absolute = Path(os.path.abspath(path))  # no resolve(): a link stays where the user put it
+    try:
+        rel = absolute.relative_to(os.path.abspath(os.getcwd()))
+    except ValueError:
+        return absolute.as_uri()
+    return quote(rel.as_posix(), safe="/._-~")
+
+
+def artifact_location(path: str) -> dict[str, Any]:
+    """The ``artifactLocation`` of a model path: relative URIs name their base."""
+    uri = artifact_uri(path)
+    if uri.startswith("file:"):
+        return {"uri": uri}
+    return {"uri": uri, "uriBaseId": SRCROOT}
+
+
+def rule_help_uri(rule: Rule) -> str:
+    return f"{RULE_DOCS_URL}#{rule.code.lower()}-{rule.name}"
+
+
+def fingerprint(code: str, layer: str | None, uri: str, occurrence: int) -> str:
+    """Stable across runs and message rewording: the rule, the layer path, the file's
+    relative URI and, for a rule that fires more than once on one layer, its ordinal."""
+    key = "\0".join((code, layer or "", uri, str(occurrence)))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 def _rule_entry(rule: Rule) -> dict[str, Any]:
@@ -47,9 +81,18 @@ def _rule_entry(rule: Rule) -> dict[str, Any]:
         "fullDescription": {"text": full},
         "help": {"text": f"{rule.hint}\n\n{full}",
                  "markdown": f"**Fix:** {rule.hint}\n\n{full}"},
+        "helpUri": rule_help_uri(rule),
         "defaultConfiguration": {"level": LEVELS[rule.severity]},
-        "properties": {"tags": [rule.source], "kinspect-severity": rule.severity},
+        "properties": _rule_properties(rule),
     }
+
+
+def _rule_properties(rule: Rule) -> dict[str, Any]:
+    properties: dict[str, Any] = {"tags": [rule.source], "kinspect-severity": rule.severity}
+    if rule.security_severity is not None:
+        properties["tags"].append("security")
+        properties["security-severity"] = f"{rule.security_severity:.1f}"
+    return properties
 
 
 def _logical(report: Report, finding: Finding) -> list[dict[str, Any]]:
@@ -67,16 +110,18 @@ def _logical(report: Report, finding: Finding) -> list[dict[str, Any]]:
 
 
 def _result(report: Report, finding: Finding, artifact: int,
-            rule_index: dict[str, int]) -> dict[str, Any]:
+            rule_index: dict[str, int], occurrence: int) -> dict[str, Any]:
+    location = {**artifact_location(report.graph.path), "index": artifact}
     result: dict[str, Any] = {
         "ruleId": finding.code,
         "level": LEVELS.get(finding.severity, "note"),
         "message": {"text": finding.message},
         "locations": [{
-            "physicalLocation": {"artifactLocation": {"uri": artifact_uri(report.graph.path),
-                                                      "index": artifact}},
+            "physicalLocation": {"artifactLocation": location},
             "logicalLocations": _logical(report, finding),
         }],
+        "partialFingerprints": {FINGERPRINT_KEY: fingerprint(
+            finding.code, finding.layer, location["uri"], occurrence)},
         "properties": {"rule": finding.rule, "evidence": finding.evidence,
                        "hint": finding.hint, "source": finding.source,
                        "confirmation": finding.confirmation, "related": finding.related},
@@ -113,11 +158,11 @@ def merge_sarif(logs: list[str], failures: list[tuple[str, str]]) -> str:
         run["results"].extend(part["results"])
         invocation["toolExecutionNotifications"].extend(notes)
     for path, error in failures:
-        run["artifacts"].append({"location": {"uri": artifact_uri(path)}})
+        run["artifacts"].append({"location": artifact_location(path)})
         invocation["toolExecutionNotifications"].append({
             "level": "error", "message": {"text": error},
             "locations": [{"physicalLocation": {"artifactLocation": {
-                "uri": artifact_uri(path), "index": len(run["artifacts"]) - 1}}}],
+                **artifact_location(path), "index": len(run["artifacts"]) - 1}}}],
             "properties": {"kind": "unreadable"}})
         invocation["executionSuccessful"] = False
     return _dump(merged)
@@ -133,15 +178,18 @@ def _log(reports: list[Report]) -> dict[str, Any]:
         properties: dict[str, Any] = {"format": report.graph.format}
         if report.graph.container_issues:   # each one is a result too, via its rule
             properties["containerIssues"] = [c.as_dict() for c in report.graph.container_issues]
-        artifacts.append({"location": {"uri": artifact_uri(report.graph.path)},
+        artifacts.append({"location": artifact_location(report.graph.path),
                           "properties": properties})
-        results.extend(_result(report, f, i, rule_index) for f in report.findings)
+        seen: dict[tuple[str, str | None], int] = {}
+        for f in report.findings:
+            occurrence = seen[(f.code, f.layer)] = seen.get((f.code, f.layer), -1) + 1
+            results.append(_result(report, f, i, rule_index, occurrence))
         for err in report.errors:
             notes.append({
                 "level": "error",
                 "message": {"text": f"{err.get('source', '?')}: {err.get('message', '')}"},
                 "locations": [{"physicalLocation": {"artifactLocation": {
-                    "uri": artifact_uri(report.graph.path), "index": i}}}],
+                    **artifact_location(report.graph.path), "index": i}}}],
                 "properties": {"kind": err.get("kind")},
             })
     log = {
@@ -154,6 +202,7 @@ def _log(reports: list[Report]) -> dict[str, Any]:
                 "semanticVersion": __version__,
                 "rules": [_rule_entry(r) for r in rules],
             }},
+            "originalUriBaseIds": {SRCROOT: {"uri": _directory_uri(os.getcwd())}},
             "artifacts": artifacts,
             "invocations": [{"executionSuccessful": True,
                              "toolExecutionNotifications": notes}],
@@ -161,3 +210,9 @@ def _log(reports: list[Report]) -> dict[str, Any]:
         }],
     }
     return log
+
+
+def _directory_uri(path: str) -> str:
+    """An absolute directory URI ending in '/', as SARIF requires for a URI base."""
+    uri = Path(os.path.abspath(path)).as_uri()
+    return uri if uri.endswith("/") else uri + "/"

@@ -26,6 +26,7 @@ from inspector.rules.common import (
 from inspector.rules.layer_facts import (
     ACTIVATION_LAYERS,
     AFFINE_CLASSES,
+    BN_CLASSES,
     PASS_THROUGH,
     RELU_LIKE,
     consumers,
@@ -108,15 +109,18 @@ def _sources(node: LayerNode) -> list[LayerNode]:
     return resolved
 
 
-def _affine_depth(node: LayerNode, memo: dict[int, int]) -> int:
-    """Longest chain of affine layers ending at ``node`` (inclusive)."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = 0  # cycle guard
-    below = max((_affine_depth(s, memo) for s in _sources(node)), default=0)
-    memo[key] = below + (1 if _is_affine(node) else 0)
-    return memo[key]
+def _affine_depths(graph: ModelGraph) -> dict[int, int]:
+    """Longest chain of affine layers ending at each layer (inclusive), by node id.
+
+    Keras lists layers in call order, so one pass in file order sees every source first
+    (a source seen later counts as depth 0: an underestimate, never a false chain)."""
+    depth: dict[int, int] = {}
+    for node in graph.walk():
+        if node.role == "model" or (node.parent is not None and node.parent.role == "wrapper"):
+            continue
+        below = max((depth.get(id(_in_graph(s)), 0) for s in _sources(node)), default=0)
+        depth[id(node)] = below + (1 if _is_affine(node) else 0)
+    return depth
 
 
 @register(
@@ -138,7 +142,8 @@ def no_nonlinearity(ctx: RuleContext) -> Iterator[Hit]:
     looked through; any other layer (max pooling, LayerNormalization, RNNs, attention, custom
     layers) counts as a nonlinearity, so the rule stays quiet on what it cannot judge. A
     single Dense/Conv layer (logistic or linear regression) is a legitimate model and is
-    not reported.
+    not reported; a deliberately linear stack (a linear autoencoder reproducing PCA) can
+    ignore the warning.
 
     Fix: give the hidden layers an activation, e.g. ``Dense(64, activation="relu")``.
 
@@ -163,8 +168,8 @@ def no_nonlinearity(ctx: RuleContext) -> Iterator[Hit]:
             continue
         else:
             return  # a nonlinearity, or a layer whose effect is unknown
-    memo: dict[int, int] = {}
-    depth = max((_affine_depth(_in_graph(n), memo) for n in affine), default=0)
+    depths = _affine_depths(graph)
+    depth = max((depths.get(id(_in_graph(n)), 0) for n in affine), default=0)
     if depth < 2:
         return
     finals = sorted({final_activation(o)[1] or "?" for o in output_nodes(graph)})
@@ -191,7 +196,7 @@ def _output_path(out: LayerNode) -> list[LayerNode]:
 
 @register(
     "KIN071", "dropout-on-output", "warning",
-    "{layer}: {class_name} sits {where} of output {output}: {why}",
+    "{layer}: {class_name} sits {where} (output {output}): {why}",
     "Put Dropout/noise before the last Dense layer (Dropout -> Dense(K) -> softmax), never "
     "between it and the output.",
 )
@@ -235,8 +240,9 @@ def dropout_on_output(ctx: RuleContext) -> Iterator[Hit]:
                               f"class scores are dropped at random before the {act}")
             elif act in PROBABILITY | SOFTMAX_LIKE:
                 where, why = (f"after the output {act}",
-                              "the probabilities it zeroes and rescales no longer sum to 1 "
-                              "and the loss compares them with the targets")
+                              "it perturbs the probabilities themselves during training "
+                              "(they leave [0, 1] or stop summing to 1) and the loss compares "
+                              "those with the targets")
             else:
                 continue
             seen.add(id(node))
@@ -293,7 +299,9 @@ def recurrent_relu(ctx: RuleContext) -> Iterator[Hit]:
             if (where.path, key) in seen:
                 continue
             seen.add((where.path, key))
-            yield Hit(where, {"class_name": where.class_name, "key": key, "activation": act,
+            shown = node.parent.class_name if node.role == "cell" and node.parent else (
+                node.class_name)
+            yield Hit(where, {"class_name": shown, "key": key, "activation": act,
                               "why": why})
 
 
@@ -322,9 +330,9 @@ def _feeds_weighted_layer(node: LayerNode) -> bool:
     for _ in range(16):
         following: list[LayerNode] = []
         for nxt in frontier:
-            if _owns_weights(nxt) and nxt.class_name not in PASS_THROUGH:
+            if _is_affine(nxt) or nxt.class_name in _RECURRENT:
                 return True
-            if nxt.class_name in PASS_THROUGH:
+            if nxt.class_name in PASS_THROUGH or nxt.class_name in BN_CLASSES:
                 following.extend(consumers(nxt) or [])
         if not following:
             return False

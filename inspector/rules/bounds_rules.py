@@ -54,7 +54,7 @@ _IDENTITY = (PASS_THROUGH - {"Flatten", "Reshape", "Masking"}) | frozenset({
     "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
 })
 _PADDING = frozenset({"ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"})
-_RESHAPING = frozenset({"Reshape", "Permute", "RepeatVector"})
+_RESHAPING = frozenset({"Reshape", "Permute", "RepeatVector", "Flatten"})
 _ACTIVATIONS = frozenset({"Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"})
 
 
@@ -211,7 +211,7 @@ def _pre_activation(node: LayerNode, box: Box) -> Box | None:
         return box
     if cls in _PADDING:
         return box.with_bounds(np.minimum(box.lo, 0), np.maximum(box.hi, 0))
-    if cls == "Flatten":
+    if cls == "Flatten" and node.config.get("data_format") != "channels_first":
         out = _channels(node)
         if out is None or out % box.lo.size:
             return None

@@ -397,7 +397,7 @@ REGULARIZATION_LIMIT = 1.0
 @register(
     "KIN027", "regularization-extreme", "warning",
     "{layer}: {key} {kind} = {factor} (>= {limit}): the penalty outweighs the data loss",
-    "Use a factor around 1e-4..1e-2 and retrain.",
+    "Use a factor around 1e-5..1e-3 (the wider the layers, the smaller) and retrain.",
 )
 def regularization_extreme(ctx: RuleContext) -> Iterator[Hit]:
     """An L1/L2 regularization factor of 1 or more on a layer's weights or activity, or
@@ -413,7 +413,9 @@ def regularization_extreme(ctx: RuleContext) -> Iterator[Hit]:
     what the penalties add to the loss at initialization (``l2 * n * E[w**2]``, with Glorot
     ``E[w**2] = 2 / (fan_in + fan_out)``) over the trainable layers, and warns from 5.0: more
     than twice the cross-entropy of an untrained 10-class classifier (ln 10 = 2.3) and 10-100x
-    the loss of a trained one, so fitting the data is worth less than shrinking weights.
+    the loss of a trained one, so fitting the data is worth less than shrinking weights. An
+    output of K > 12 classes starts from a loss of ln K, so the limit is ``2 ln K`` there:
+    VGG16's weight decay (L2(5e-4) on two Dense(4096), ~5.6) is not reported for 1000 classes.
     ``L2(0.01)`` on every layer of a 784-512-512-10 MLP adds about 11 (Glorot) or 5.5
     (RandomUniform(-0.05, 0.05)); ``L2(1e-3)`` there adds 1.2, ``L2(1e-4)`` on a ResNet
     well under 1, and are not reported.

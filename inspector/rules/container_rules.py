@@ -36,6 +36,7 @@ def _hit(issue: ContainerIssue) -> Hit:
     "may load the other",
     "Do not load it: re-export the model from a source you trust as a plain .keras or .h5 "
     "file. The probe refuses it unless you pass --trust.",
+    security_severity=7.5,
 )
 def polyglot_container(ctx: RuleContext) -> Iterator[Hit]:
     """The file is an HDF5 file and a zip archive at the same time (a polyglot).
@@ -61,6 +62,7 @@ def polyglot_container(ctx: RuleContext) -> Iterator[Hit]:
     "{kind} at {where}: {detail}",
     "Treat the file as crafted or damaged: do not load it with Keras; re-export the model from "
     "a source you trust.",
+    security_severity=5.0,
 )
 def container_anomaly(ctx: RuleContext) -> Iterator[Hit]:
     """The container holds something Keras never writes: a bomb, a smuggled or escaping

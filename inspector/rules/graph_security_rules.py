@@ -89,6 +89,7 @@ def dangerous_sites(ops: GraphOps) -> dict[str, list[OpSite]]:
     "runs that op",
     "Do not load or serve this SavedModel unless you trust its source; re-export it from "
     "code you control. kinspect's probe refuses it without --trust.",
+    security_severity=9.0,
 )
 def savedmodel_dangerous_op(ctx: RuleContext) -> Iterator[Hit]:
     """A SavedModel whose graph or function library holds ops that reach files, Python or
@@ -136,6 +137,7 @@ def savedmodel_dangerous_op(ctx: RuleContext) -> Iterator[Hit]:
     "config: {differs}; tf_keras rebuilds the layer from that record",
     "Treat the file as crafted: do not load it with tf_keras; inspect the record (kinspect "
     "walks it with the security rules) and re-save the model from code you control.",
+    security_severity=7.5,
 )
 def savedmodel_metadata_mismatch(ctx: RuleContext) -> Iterator[Hit]:
     """A Keras 2 SavedModel layer whose own metadata record says something else than the

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.graph import LayerNode, Shape
+from inspector.graph import LayerNode, ModelGraph, Shape
 from inspector.rules.common import effectively_trainable, number, reported
 from inspector.rules.layer_facts import short_name
 from inspector.rules.registry import Hit, RuleContext
@@ -74,6 +74,14 @@ def _init_name(init: Any) -> tuple[str | None, dict[str, Any]]:
     return None, {}
 
 
+def _folded_normal_mean(mean: float, std: float) -> float:
+    """E|w| for w ~ N(mean, std**2)."""
+    if std <= 0:
+        return abs(mean)
+    z = mean / (std * math.sqrt(2))
+    return std * math.sqrt(2 / math.pi) * math.exp(-z * z) + mean * math.erf(z)
+
+
 def moments(init: Any, shape: Shape, default: str) -> tuple[float, float] | None:
     """(E[w**2], E|w|) of values drawn by initializer ``init`` for ``shape``; None when the
     initializer is unknown (custom) or its parameters are not plain numbers."""
@@ -103,7 +111,7 @@ def moments(init: Any, shape: Shape, default: str) -> tuple[float, float] | None
         if mean is None or std is None:
             return None
         var = std * std * (_TRUNCATED_VARIANCE if name == "truncatednormal" else 1.0)
-        return mean * mean + var, abs(mean) + math.sqrt(var) * _ABS_RATIO["normal"]
+        return mean * mean + var, _folded_normal_mean(mean, math.sqrt(var))
     if name in ("zeros", "zero"):
         return 0.0, 0.0
     if name in ("ones", "one", "constant"):
@@ -144,8 +152,17 @@ def layer_penalties(node: LayerNode) -> list[Penalty]:
 
 # Summed initial penalty from which regularization-extreme warns: more than twice the
 # cross-entropy of an untrained 10-class classifier (ln 10 = 2.3), 10-100x the loss of a
-# trained one.
+# trained one. Models with more outputs start from a larger loss (ln K for K classes), so the
+# limit is twice that when it is higher: VGG's weight decay 5e-4 on two Dense(4096) layers
+# adds ~5.6, well under 2 ln 1000 = 13.8 for its 1000 classes.
 PENALTY_LIMIT = 5.0
+
+
+def penalty_limit(graph: ModelGraph) -> float:
+    """PENALTY_LIMIT, or twice the untrained cross-entropy of the widest output."""
+    widths = [t.shape[-1] for t in graph.outputs
+              if t.shape and isinstance(t.shape[-1], int) and t.shape[-1] > 1]
+    return max([PENALTY_LIMIT] + [2 * math.log(w) for w in widths])
 
 
 def penalty_hits(ctx: RuleContext) -> Iterator[Hit]:
@@ -158,16 +175,17 @@ def penalty_hits(ctx: RuleContext) -> Iterator[Hit]:
         for p in layer_penalties(node):
             per_layer.setdefault(reported(node).path, []).append(p)
     total = sum(p.value for ps in per_layer.values() for p in ps)
-    if total < PENALTY_LIMIT:
+    limit = penalty_limit(ctx.graph)
+    if total < limit:
         return
     top = max((p for ps in per_layer.values() for p in ps), key=lambda p: p.value)
     where = reported(top.layer)
     message = (f"{where.path}: L1/L2 penalties add about {total:.3g} to the loss at "
-               f"initialization over {len(per_layer)} layer(s) (>= {PENALTY_LIMIT:g}): the "
+               f"initialization over {len(per_layer)} layer(s) (>= {limit:.3g}): the "
                f"penalty outweighs the data loss; largest: {top.key} {top.kind} = "
                f"{top.factor:.3g} on {top.size} weights (~{top.value:.3g})")
     yield Hit(where, {
-        "key": top.key, "kind": top.kind, "factor": top.factor, "limit": PENALTY_LIMIT,
+        "key": top.key, "kind": top.kind, "factor": top.factor, "limit": round(limit, 3),
         "initial_penalty": round(total, 4),
         "per_layer": {k: round(sum(p.value for p in ps), 4) for k, ps in per_layer.items()},
     }, message=message)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from inspector.probe.inputs import RANGE_LABELS
 from inspector.rules.registry import (
     REGISTRY,
     Finding,
@@ -27,6 +28,19 @@ if TYPE_CHECKING:   # report.model imports the registry, which loads this packag
     from inspector.report.model import Report
 
 DEAD_FRACTION = 0.5     # a layer with at least this share of never-firing units is reported
+# Inputs with at most this many features leave many ReLU units silent by design.
+SMALL_INPUT = 5
+# Layers whose zeros are only the zeros of the layer before them (never a cause of their own).
+INHERITS_ZEROS = frozenset({
+    "Flatten", "Reshape", "Permute", "RepeatVector", "Identity", "Masking", "Cropping1D",
+    "Cropping2D", "Cropping3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "MaxPooling1D", "MaxPooling2D",
+    "MaxPooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAveragePooling3D", "Dropout", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout", "AlphaDropout",
+    "GaussianNoise", "ActivityRegularization", "TimeDistributed",
+})
 
 # Static rules a probe finding confirms (the static finding names the cause, the probe
 # shows the effect). A listed static finding with no confirming probe finding is marked
@@ -34,12 +48,13 @@ DEAD_FRACTION = 0.5     # a layer with at least this share of never-firing units
 CONFIRMS: dict[str, tuple[str, ...]] = {
     "output-collapsed": ("dropout-rate-high", "softmax-single-unit", "zero-weights",
                          "bn-stats-uninitialized", "bn-stats-missing", "final-bias-dominates",
-                         "normalization-not-adapted", "dead-units", "all-layers-frozen"),
+                         "normalization-not-adapted", "dead-units", "dead-units-by-bounds",
+                         "all-layers-frozen"),
     "nondeterministic-inference": ("training-arg-hardcoded", "stateful-rnn"),
     "batch-size-dependent": ("softmax-wrong-axis",),
     "train-infer-gap": ("bn-stats-uninitialized", "bn-stats-missing", "training-arg-hardcoded"),
     "nan-outputs": ("nan-weights",),
-    "dead-units": ("dead-units",),
+    "dead-units": ("dead-units", "dead-units-by-bounds"),
 }
 
 
@@ -68,20 +83,25 @@ def _verdict(ctx: RuleContext, key: str) -> bool:
 
 
 @register("KIN100", "output-collapsed", "error",
-          "outputs barely vary across inputs ({inputs}): class {top_class} for {share} of "
-          "them, largest per-unit std {std_max}{where}",
+          "outputs barely vary across inputs ({inputs}): {what}, largest per-unit std "
+          "{std_max}{where}",
           "find the layer where variation dies (collapse_layer) and fix what the static "
           "findings name there; retrain if the model learned a constant",
           source="probe")
 def output_collapsed(ctx: RuleContext) -> Iterator[Hit]:
     """The model gives (almost) the same output whatever the input.
 
-    Measured on random inputs in four value ranges (or on ``--inputs``): every output unit's
-    standard deviation across inputs is below 0.2 % for probabilities, or below 0.01 % of the
-    output's magnitude otherwise. Causes seen in practice: training with Dropout near 1.0, a
-    ``Dense(1, activation="softmax")`` head (always 1.0), zeroed kernels, a ReLU layer that
-    never fires, BatchNormalization statistics that were never updated. ``collapse_layer``
-    names the first layer whose output stopped varying while its input still varied.
+    Judged first on the model's own input range, inferred from the file (Rescaling and
+    Normalization layers, BatchNormalization statistics, first-layer weights, the input's
+    kind; reported as ``input_range``), or on ``--inputs``. Collapsed: every output unit's
+    standard deviation across inputs is below 0.2 % for probabilities, or one class wins
+    for >= 95 % of inputs while probabilities move by < 0.05; otherwise every unit's std is
+    below 0.01 % of the output's magnitude (a purely affine model only when its output does
+    not move at all: a large constant offset is no collapse). Causes seen in practice:
+    training with Dropout near 1.0, every layer frozen, a ``Dense(1, activation="softmax")``
+    head (always 1.0), zeroed kernels, a ReLU layer that never fires, BatchNormalization
+    statistics that were never updated. ``collapse_layer`` names the first layer whose output
+    stopped varying while its input still varied.
     """
     if not _verdict(ctx, "collapsed"):
         return
@@ -92,16 +112,37 @@ def output_collapsed(ctx: RuleContext) -> Iterator[Hit]:
     fraction = worst.get("top_class_fraction")
     collapsed_on = [d for d, v in (probe.get("distributions") or {}).items() if v.get("collapsed")]
     yield Hit(layer, {
-        "inputs": probe.get("outputs_from") or "random inputs",
+        "inputs": inputs_label(probe),
+        "what": collapse_what(worst),
         "top_class": worst.get("top_class"),
         "top_class_fraction": fraction,
-        "share": "all" if fraction == 1.0 else f"{(fraction or 0.0):.0%}",
-        "std_max": worst.get("std_max"),
+        "std_max": worst.get("std_max") or 0.0,
         "output": worst.get("name"),
         "collapsed_on": collapsed_on,
         "collapse_layer": layer,
+        "input_range": probe.get("input_range"),
         "where": f"; variation dies at {layer}" if layer else "",
     })
+
+
+def inputs_label(probe: dict[str, Any]) -> str:
+    """Which inputs a verdict was judged on, in words ("real inputs", "[0,1] inputs (image
+    input: ...)")."""
+    if probe.get("real_inputs"):
+        return "real inputs"
+    rng = probe.get("input_range") or {}
+    if rng.get("label"):
+        return f"{rng['label']} inputs, the model's assumed range"
+    return str(probe.get("outputs_from") or "random inputs")
+
+
+def collapse_what(stats: dict[str, Any]) -> str:
+    """"class 1 for 96% of them" for a classifier, "the same value" otherwise."""
+    top, fraction = stats.get("top_class"), stats.get("top_class_fraction")
+    if top is None or fraction is None:
+        return "nearly the same value for all of them"
+    share = "all" if fraction >= 1.0 else f"{fraction:.0%}"
+    return f"class {top} for {share} of them"
 
 
 @register("KIN101", "nondeterministic-inference", "error",
@@ -121,7 +162,7 @@ def nondeterministic_inference(ctx: RuleContext) -> Iterator[Hit]:
     c = _check(ctx, "nondeterminism")
     p, k = c.get("predict_max_rel_diff") or 0.0, c.get("call_max_rel_diff") or 0.0
     yield Hit(None, {"diff": max(p, k), "predict_diff": p, "call_diff": k,
-                     "threshold": c.get("threshold")})
+                     "threshold": c.get("threshold") or 0.0})
 
 
 @register("KIN102", "batch-size-dependent", "error",
@@ -137,13 +178,12 @@ def batch_size_dependent(ctx: RuleContext) -> Iterator[Hit]:
     """
     if _verdict(ctx, "batch_dependent"):
         c = _check(ctx, "batch_dependence")
-        yield Hit(None, {"max_rel_diff": c.get("max_rel_diff"), "samples": c.get("samples"),
-                         "threshold": c.get("threshold")})
+        yield Hit(None, {"max_rel_diff": c.get("max_rel_diff") or 0.0,
+                         "samples": c.get("samples") or 0, "threshold": c.get("threshold") or 0.0})
 
 
 @register("KIN103", "train-infer-gap", "warning",
-          "training-mode and inference-mode outputs disagree (difference {diff_over_spread} x "
-          "the output spread, argmax agreement {argmax_agreement})",
+          "training-mode and inference-mode outputs disagree on {inputs}: {how}",
           "update BatchNormalization statistics (train longer, lower momentum) or refit them "
           "on representative data",
           source="probe")
@@ -152,34 +192,62 @@ def train_infer_gap(ctx: RuleContext) -> Iterator[Hit]:
 
     The classic case: BatchNormalization moving statistics that never (or barely) moved from
     their initial 0/1, so inference normalizes with the wrong numbers while training-mode
-    batch statistics look fine. Training passes are averaged to damp dropout noise.
+    batch statistics look fine. Judged on ``--inputs`` or the model's own input range (an
+    inference collapse on some other random range is normal for BatchNormalization models),
+    or a large difference on every range. Training passes are averaged and the part of the
+    difference dropout noise explains is left out, so a collapsed model behind a high
+    dropout rate is reported as collapsed, not as a gap.
     """
-    if _verdict(ctx, "train_infer_gap"):
-        c = _check(ctx, "train_infer_gap")
-        yield Hit(None, {"diff_over_spread": c.get("diff_over_spread"),
-                         "argmax_agreement": c.get("argmax_agreement")})
+    if not _verdict(ctx, "train_infer_gap"):
+        return
+    c = _check(ctx, "train_infer_gap")
+    per = c.get("per_distribution") or {}
+    collapsing = list(c.get("inference_collapses_on") or [])
+    key = collapsing[0] if collapsing else min(
+        per, key=lambda d: per[d].get("diff_over_spread") or 0.0, default=None)
+    entry = per.get(key or "", {})
+    ratio = float(entry.get("diff_over_spread") or c.get("min_diff_over_spread") or 0.0)
+    agreement = entry.get("argmax_agreement")
+    parts = (["inference outputs collapse while training-mode outputs follow the inputs"]
+             if collapsing else [])
+    parts.append(f"mean difference {ratio:.3g} x the output spread")
+    if agreement is not None:
+        parts.append(f"argmax agreement {agreement:.0%}")
+    probe = getattr(ctx, "probe", None) or {}
+    yield Hit(None, {"inputs": "real inputs" if key == "real" else inputs_label(probe),
+                     "how": ", ".join(parts), "diff_over_spread": ratio,
+                     "argmax_agreement": agreement, "range": key,
+                     "inference_collapses_on": collapsing})
 
 
 @register("KIN104", "input-scale-sensitive", "warning",
-          "outputs collapse for inputs in {failing} and vary only for {working}: the model "
-          "expects that range",
+          "outputs vary on the model's own range {working} but collapse for inputs in "
+          "{failing}: callers must feed {working}",
           "feed inputs in the expected range, or add a Rescaling/Normalization layer to the "
           "model so callers cannot get it wrong",
           source="probe")
 def input_scale_sensitive(ctx: RuleContext) -> Iterator[Hit]:
-    """The model works for one input range and collapses for others.
+    """The model works on its own input range and collapses on the one callers confuse it with.
 
-    Random inputs are drawn from uniform [0,1], uniform [0,255], uniform [-1,1] and the
-    standard normal. A model trained on [0,1] images without a Rescaling layer, fed raw
-    0..255 pixels by its caller, saturates and predicts one class.
+    The model's range is inferred from the file (see ``input_range`` in the probe section);
+    the confusable range is the classic pixel-scaling mistake: raw 0..255 for a model
+    trained on [0,1] or [-1,1], [0,1] for one that expects 0..255. A model trained on [0,1]
+    images without a Rescaling layer, fed raw 0..255 pixels by its caller, saturates and
+    predicts one class. Standardized (tabular) inputs have no such sibling range, and a
+    model that collapses on its own range is reported as collapsed instead.
     """
     if not _verdict(ctx, "scale_sensitive"):
         return
     probe = getattr(ctx, "probe", None) or {}
-    working = list(probe.get("working_distributions") or [])
-    failing = [d for d in (probe.get("distributions") or {}) if d not in working]
-    yield Hit(None, {"working": ", ".join(working), "failing": ", ".join(failing),
-                     "working_distributions": working, "failing_distributions": failing})
+    dists = probe.get("distributions") or {}
+    own = (probe.get("input_range") or {}).get("name")
+    failing = [d for d in probe.get("confusable_distributions") or []
+               if (dists.get(d) or {}).get("collapsed")]
+    labels = {d: RANGE_LABELS.get(d, d) for d in [*failing, own or ""]}
+    yield Hit(None, {"working": labels.get(own or "", own or "?"),
+                     "failing": ", ".join(labels[d] for d in failing),
+                     "working_distributions": [own] if own else [],
+                     "failing_distributions": failing})
 
 
 @register("KIN105", "nan-outputs", "error",
@@ -213,7 +281,8 @@ def roundtrip_mismatch(ctx: RuleContext) -> Iterator[Hit]:
     """
     if _verdict(ctx, "roundtrip_mismatch"):
         c = _check(ctx, "roundtrip")
-        yield Hit(None, {"max_rel_diff": c.get("max_rel_diff"), "threshold": c.get("threshold")})
+        yield Hit(None, {"max_rel_diff": c.get("max_rel_diff") or 0.0,
+                         "threshold": c.get("threshold") or 0.0})
 
 
 @register("KIN107", "duplicate-inputs", "warning",
@@ -235,13 +304,21 @@ def duplicate_inputs(ctx: RuleContext) -> Iterator[Hit]:
 
 def _dead_unit_findings(report: Report, probe: dict[str, Any]) -> list[Finding]:
     """Layers where most units never fire on any probed input (static rule's code, source
-    probe); the static rule registers the code, the fallback keeps the probe independent."""
+    probe); the static rule registers the code, the fallback keeps the probe independent.
+
+    One finding per cause: a layer that only reshapes, pools or routes its input (Flatten,
+    MaxPooling, Reshape, Dropout...) inherits the zeros of the ReLU before it and is not
+    reported again. A model with at most SMALL_INPUT features has units that are silent on
+    most of its input space by design: only a layer dead on every input is reported there."""
     static = REGISTRY.get("dead-units")
     code = static.code if static is not None else "KIN016"
+    few = 0 < _input_features(probe) <= SMALL_INPUT
     out = []
     for row in probe.get("layers") or []:
         frac = row.get("dead_fraction")
-        if frac is None or frac < DEAD_FRACTION or row.get("class_name") in ("Dropout",):
+        if frac is None or frac < DEAD_FRACTION or row.get("class_name") in INHERITS_ZEROS:
+            continue
+        if few and frac < 1.0:
             continue
         layer = row.get("path")
         out.append(Finding(
@@ -253,9 +330,49 @@ def _dead_unit_findings(report: Report, probe: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def _input_features(probe: dict[str, Any]) -> int:
+    """Values per sample over all float inputs (0 when unknown)."""
+    total = 0
+    for spec in probe.get("inputs") or []:
+        shape = spec.get("generated_shape") or []
+        if "int" in str(spec.get("dtype") or ""):
+            continue
+        n = 1
+        for d in shape:
+            n *= int(d or 1)
+        total += n
+    return total
+
+
+# Static findings that explain a collapse by themselves (the weights could not learn, or
+# cannot pass a signal): with one of them, a near-collapse on the model's own range is one.
+COLLAPSE_CAUSES = ("all-layers-frozen", "dropout-rate-high", "zero-weights",
+                   "softmax-single-unit", "dead-units", "dead-units-by-bounds")
+
+
+def link_near_collapse(report: Report, probe: dict[str, Any]) -> None:
+    """Static suspicion + probe evidence: a model near-collapsed on its own range (one class
+    for >= 90 % of inputs, probabilities barely moving; see measure.NEAR_TOP_CLASS) whose
+    static findings name a collapse cause is collapsed. Sets the verdict and says why, so
+    every renderer shows the same answer."""
+    verdict = probe.get("verdict")
+    if not verdict or verdict.get("collapsed") or not probe.get("near_collapsed"):
+        return
+    causes = [f for f in report.findings if f.source == "static" and f.rule in COLLAPSE_CAUSES]
+    if not causes:
+        return
+    verdict["collapsed"] = True
+    worst = max((o for o in probe.get("outputs") or []),
+                key=lambda o: o.get("top_class_fraction") or 0.0, default={})
+    probe["collapsed_because"] = (f"near-collapsed on {inputs_label(probe)} ("
+                                  f"{collapse_what(worst)}) and the static finding "
+                                  f"{causes[0].rule} explains it")
+
+
 def probe_findings(report: Report, options: Options) -> list[Finding]:
     """Probe findings for a finished probe section, linked to the static findings."""
     probe = report.probe or {}
+    link_near_collapse(report, probe)
     ctx = ProbeContext(graph=report.graph, stats=report.stats, probe=probe)  # type: ignore[arg-type]
     found: list[Finding] = []
     chosen = select_rules(options.select, options.ignore)
@@ -274,7 +391,8 @@ def link(static: list[Finding], probe_found: list[Finding], probe: dict[str, Any
         for s in static:
             if s.source != "static" or s.rule not in CONFIRMS.get(p.rule, ()):
                 continue
-            if p.rule == "dead-units" and s.layer and p.layer and s.layer != p.layer:
+            if (p.rule == "dead-units" and s.rule.startswith("dead-units") and s.layer
+                    and p.layer and s.layer != p.layer):
                 continue
             s.confirmation = "confirmed"
             p.confirmation = "confirmed"

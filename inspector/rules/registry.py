@@ -90,6 +90,9 @@ class Rule:
     hint: str
     check: Callable[[RuleContext], Iterable[Hit]]
     source: str = "static"
+    # CVSS-like 0.0-10.0 score for code-scanning dashboards (SARIF security-severity); set
+    # only on rules about what loading the file can do to the machine, not model quality.
+    security_severity: float | None = None
 
     @property
     def doc(self) -> str:
@@ -148,7 +151,8 @@ REGISTRY: dict[str, Rule] = {}
 
 
 def register(
-    code: str, name: str, severity: str, template: str, hint: str, source: str = "static"
+    code: str, name: str, severity: str, template: str, hint: str, source: str = "static",
+    security_severity: float | None = None,
 ) -> Callable[[Callable[[RuleContext], Iterable[Hit]]], Callable[[RuleContext], Iterable[Hit]]]:
     """Decorator adding a rule; refuses malformed or undocumented rules at import time."""
 
@@ -164,7 +168,10 @@ def register(
         for other in REGISTRY.values():
             if other.code == code or other.name == name:
                 raise ValueError(f"rule {name} ({code}) clashes with {other.name} ({other.code})")
-        REGISTRY[name] = Rule(code, name, severity, template, hint, fn, source)
+        if security_severity is not None and not 0.0 <= security_severity <= 10.0:
+            raise ValueError(f"rule {name}: security_severity must be within 0.0-10.0")
+        REGISTRY[name] = Rule(code, name, severity, template, hint, fn, source,
+                              security_severity)
         return fn
 
     return wrap

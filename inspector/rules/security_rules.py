@@ -277,6 +277,7 @@ def _describe(evidence: dict[str, Any]) -> str:
     "{layer}: {what} ({detail}); loading runs this code",
     "Replace the Lambda with a built-in or a registered custom layer; load only files you "
     "trust (Keras 3 safe_mode refuses it, tf.keras 2 runs it without asking).",
+    security_severity=9.0,
 )
 def lambda_layer(ctx: RuleContext) -> Iterator[Hit]:
     """A Lambda layer (at any depth) or serialized Python code anywhere in the configs.
@@ -407,6 +408,7 @@ def _loss_or_metric_entry(scope: Scope, loc: str, key: str | None) -> bool:
     "{layer}: {kind} {name} is not a built-in Keras object ({reason}); loading needs its code",
     "Ship the defining code with the model and load with custom_objects=..., or replace it "
     "with built-in Keras objects.",
+    security_severity=5.0,
 )
 def custom_object(ctx: RuleContext) -> Iterator[Hit]:
     """A layer, loss, metric, optimizer, initializer or activation that is not built into Keras.
@@ -621,6 +623,7 @@ def _judge(ref: _ModuleRef) -> tuple[str, str] | None:
     "{layer}: {why} at {where}",
     "Do not load this file with Keras unless you trust its source; re-create the model from "
     "code you control.",
+    security_severity=9.0,
 )
 def untrusted_module_reference(ctx: RuleContext) -> Iterator[Hit]:
     """The file points the loader at arbitrary Python modules, functions or outside files.

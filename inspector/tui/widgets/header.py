@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from inspector.report.model import Report
+from inspector.report.training import training_summary
 from inspector.rules.registry import SEVERITY_RANK
 from inspector.tui.formatting import SEVERITY_STYLE, severity_badge
 
@@ -65,4 +66,35 @@ def summary_text(report: Report, *, analysing: bool = False) -> Text:
         text.append_text(severity_badge(worst, label=True))
         n = len(report.findings)
         text.append(f", {n} finding{'s' if n != 1 else ''}", style=SEVERITY_STYLE[worst])
+    if not analysing:
+        text.append_text(diagnosis_text(report))
+    text.append_text(training_text(report))
+    return text
+
+
+def training_text(report: Report) -> Text:
+    """What the model was compiled with (loss, optimizer, learning rate) on its own line: a
+    wrong loss or a wild learning rate is often the whole story of a bad model."""
+    items = training_summary(report.graph.training_config)
+    if not items:
+        return Text()
+    text = Text("\n")
+    text.append("training ", style="bold")
+    for i, (label, value) in enumerate(items):
+        text.append(" · " if i else "", style="dim")
+        text.append(f"{label} ", style="dim")
+        text.append(value)
+    return text
+
+
+def diagnosis_text(report: Report) -> Text:
+    """The headline diagnosis on its own line, once the probe has judged the model (before
+    that it would only repeat the worst static finding the list already shows first)."""
+    diagnosis = report.diagnosis if (report.probe or {}).get("verdict") else None
+    if not diagnosis:
+        return Text()
+    text = Text("\n")
+    text.append("diagnosis: ", style="bold")
+    text.append(diagnosis["summary"])
+    text.append(f"  ({diagnosis['confidence']} confidence)", style="dim")
     return text

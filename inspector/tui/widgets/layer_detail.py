@@ -76,7 +76,7 @@ class LayerDetail(Vertical):
         if self.group is not None:
             g = self.report.graph
             loose = g.loose_weights or [w for _, w in g.all_weights()]
-            return [(w.storage_path.rsplit("/", 1)[-1], w)
+            return [(w.name.rsplit("/", 1)[-1], w)
                     for w in weight_groups(loose).get(self.group, [])]
         return []
 

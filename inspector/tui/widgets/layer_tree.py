@@ -23,10 +23,12 @@ TreeData = LayerNode | str
 
 
 def weight_groups(weights: list[WeightInfo]) -> dict[str, list[WeightInfo]]:
-    """Loose weights (no architecture) grouped by their storage folder, in file order."""
+    """Loose weights (no architecture) grouped by the scope of their name (``dense`` for
+    ``dense/kernel``), in file order: names, not storage keys, which are opaque in SavedModels
+    (``variables/3/.ATTRIBUTES/VARIABLE_VALUE``) and Keras 3 files (``vars/0``)."""
     groups: dict[str, list[WeightInfo]] = defaultdict(list)
     for w in weights:
-        folder = w.storage_path.rsplit("/", 1)[0] if "/" in w.storage_path else "/"
+        folder = w.name.rsplit("/", 1)[0] if "/" in w.name else "/"
         groups[folder].append(w)
     return dict(groups)
 

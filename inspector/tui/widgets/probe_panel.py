@@ -16,6 +16,7 @@ from inspector.options import Options
 from inspector.probe import protocol
 from inspector.probe.protocol import EventSource
 from inspector.probe.runner import attach_probe
+from inspector.progress import stage_text
 from inspector.report.model import Report
 from inspector.tui import probe_view
 from inspector.tui.formatting import styled
@@ -112,8 +113,8 @@ class ProbePanel(Vertical):
         """Runs in the worker thread: turn protocol events into messages for the UI."""
         kind = event.get("event")
         if kind == protocol.STAGE:
-            self.post_message(ProbeStage(str(event.get("stage")),
-                                         str(event.get("message") or "")))
+            # the stage with its input range and step ("outputs [0,1] 3/4"), as the CLI says it
+            self.post_message(ProbeStage(stage_text(event), str(event.get("message") or "")))
         elif kind == protocol.PROGRESS:
             self.post_message(ProbeProgress(event.get("stage"),
                                             float(event.get("fraction") or 0.0)))
