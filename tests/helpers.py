@@ -14,6 +14,13 @@ from inspector.report.json_out import load_schema
 from inspector.rules.registry import Finding, run_rules, select_rules
 from inspector.stats import StatsCache
 
+# Peak RSS (KiB) of the running process, for scripts that measure the static pass in a
+# child. Not ``ru_maxrss``: Linux carries a process's high-water mark across fork and exec,
+# so a child of a 1 GB pytest worker would report at least 1 GB. VmHWM belongs to the
+# process's own address space, which exec replaces.
+PEAK_RSS_KIB = ("int(next(line for line in open('/proc/self/status') "
+                "if line.startswith('VmHWM')).split()[1])")
+
 
 @lru_cache(maxsize=1)
 def _report_validator() -> jsonschema.Draft202012Validator:

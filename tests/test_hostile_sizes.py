@@ -20,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from helpers import PEAK_RSS_KIB
 
 from inspector.errors import ErrorKind, KinspectError
 from inspector.readers import keras_zip, open_model, safe_io
@@ -222,8 +223,8 @@ def test_h5_model_config_is_budgeted_too(tmp_path: Path,
 
 # ----------------------------------------------------------------------------- memory
 
-_MEASURE = """
-import resource, sys
+_MEASURE = f"""
+import sys
 from inspector.analyze import analyze_static
 from inspector.errors import KinspectError
 from inspector.options import Options
@@ -231,7 +232,7 @@ try:
     analyze_static(sys.argv[1], Options(probe=False))
 except KinspectError:
     pass
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print({PEAK_RSS_KIB})
 """
 
 

