@@ -29,6 +29,8 @@ WRAPPED = ("td_mobilenet", "td_nested")
 # file -> the reference (what the live Keras model reported) it must match
 FILES = {"k3.keras": "k3", "k3.h5": "k3", "k2.h5": "k2", "k2.keras": "k2"}
 CRAFTED_K22 = ("k22.h5", "k22_scoped.h5")
+# the wrapper case in the formats only it has: crafted Keras 2.2.4 files, a tf_keras SavedModel
+EXTRA = (*CRAFTED_K22, "k2_savedmodel")
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +51,7 @@ def _cases() -> list[Any]:
     cases = [pytest.param(case, name, flavor, id=f"{case}/{name}")
              for case in WRAPPED for name, flavor in FILES.items()]
     return [*cases, *(pytest.param("td_mobilenet", name, "k2", id=f"td_mobilenet/{name}")
-                      for name in CRAFTED_K22)]
+                      for name in EXTRA)]
 
 
 @pytest.mark.parametrize(("case", "name", "flavor"), _cases())
@@ -75,7 +77,7 @@ def test_wrapped_models_match_keras(case: str, name: str, flavor: str) -> None:
         _close(graph)
 
 
-@pytest.mark.parametrize("name", [*FILES, *CRAFTED_K22])
+@pytest.mark.parametrize("name", [*FILES, *EXTRA])
 def test_wrapped_mobilenet_batchnorm_has_its_statistics(name: str) -> None:
     """The reported bug: 27 bn-stats-missing errors on a healthy Keras 2.2.4 file, because
     the wrapper's flat weight group (``time_distributed_1/conv1_bn/gamma:0``) was not mapped
@@ -113,7 +115,8 @@ def test_crafted_k22_files_have_the_legacy_layout() -> None:
 
 
 @pytest.mark.parametrize("path", sorted(
-    str(p.relative_to(REAL)) for p in REAL.glob("*/*") if p.suffix in (".h5", ".keras")))
+    str(p.relative_to(REAL)) for p in REAL.glob("*/*")
+    if p.suffix in (".h5", ".keras") or p.name.endswith("savedmodel")))
 def test_real_files_get_no_error_or_warning_findings(path: str) -> None:
     report = analyze_static(REAL / path, Options(probe=False))
     try:
