@@ -13,11 +13,11 @@ from inspector.options import Options
 from inspector.report.model import Report
 from inspector.report.sarif import (
     FINGERPRINT_KEY,
-    RULE_DOCS_URL,
     SRCROOT,
     artifact_location,
     artifact_uri,
     merge_sarif,
+    rule_docs_url,
     to_sarif,
 )
 from inspector.rules.registry import Finding, all_rules
@@ -126,9 +126,25 @@ def test_help_uri_points_at_the_rule_section_of_the_docs() -> None:
     docs = markdown()
     for entry in assert_valid_sarif(to_sarif([]))["runs"][0]["tool"]["driver"]["rules"]:
         base, anchor = entry["helpUri"].split("#")
-        assert base == RULE_DOCS_URL and base.endswith("/docs/rules.md")
+        assert base == rule_docs_url() and base.endswith("/docs/rules.md")
         assert f"(#{anchor})" in docs, entry["id"]      # the catalog's own link to the section
         assert anchor == f"{entry['id'].lower()}-{entry['name']}"
+
+
+def test_rule_docs_url_comes_from_the_package_urls_or_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import metadata
+
+    urls = dict(e.split(", ", 1) for e in metadata("kinspect").get_all("Project-URL"))
+    rule_docs_url.cache_clear()
+    assert rule_docs_url() == urls["Rules"]
+    monkeypatch.setenv("KINSPECT_RULE_DOCS_URL", "https://docs.example.test/rules.html")
+    rule_docs_url.cache_clear()
+    try:
+        entry = json.loads(to_sarif([]))["runs"][0]["tool"]["driver"]["rules"][0]
+        assert entry["helpUri"].startswith("https://docs.example.test/rules.html#kin")
+    finally:
+        rule_docs_url.cache_clear()
 
 
 def _fingerprints(log: str) -> list[str]:

@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 import textwrap
+from functools import cache
+from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,8 +35,26 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 SRCROOT = "%SRCROOT%"
 # Where each rule's documentation lives: docs/rules.md, one anchor per rule (``#kin009-
-# lambda-layer``). Change it with the project's home; rules_cli writes those anchors.
-RULE_DOCS_URL = "https://github.com/kinspect/kinspect/blob/main/docs/rules.md"
+# lambda-layer``; rules_cli writes those anchors). The address is the package's "Rules" URL
+# (pyproject.toml [project.urls]), so a fork or a mirror changes it in one place;
+# KINSPECT_RULE_DOCS_URL overrides it for an internal mirror of the docs.
+_DEFAULT_RULE_DOCS_URL = "https://github.com/kinspect/kinspect/blob/main/docs/rules.md"
+
+
+@cache
+def rule_docs_url() -> str:
+    override = os.environ.get("KINSPECT_RULE_DOCS_URL")
+    if override:
+        return override
+    try:
+        urls = metadata("kinspect").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        urls = []
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "rules" and url.strip():
+            return url.strip()
+    return _DEFAULT_RULE_DOCS_URL
 FINGERPRINT_KEY = "kinspectFinding/v1"
 
 
@@ -58,7 +78,7 @@ def artifact_location(path: str) -> dict[str, Any]:
 
 
 def rule_help_uri(rule: Rule) -> str:
-    return f"{RULE_DOCS_URL}#{rule.code.lower()}-{rule.name}"
+    return f"{rule_docs_url()}#{rule.code.lower()}-{rule.name}"
 
 
 def fingerprint(code: str, layer: str | None, uri: str, occurrence: int) -> str:
