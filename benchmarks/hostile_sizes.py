@@ -38,7 +38,7 @@ GiB, MiB = 1 << 30, 1 << 20
 
 STATIC = """
 import sys
-from inspector.analyze import analyze_static
+from inspector.run.pipeline import analyze_static
 from inspector.errors import KinspectError
 from inspector.options import Options
 try:

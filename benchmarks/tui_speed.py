@@ -28,9 +28,9 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.widgets import Tree
 
-from inspector.analyze import analyze_static
 from inspector.options import Options
 from inspector.readers import open_model
+from inspector.run.pipeline import analyze_static
 from inspector.tui.app import KinspectApp, create_app
 from inspector.tui.widgets.layer_tree import LayerTree
 

@@ -7,7 +7,7 @@ and must not swallow the deadline. The timer keeps firing every ``REPEAT_S`` aft
 case something swallows it anyway; on exit the caller's previous handler and timer come back.
 
 A signal only interrupts Python bytecode. A C call that never returns (HDF5 on a crafted file)
-is not covered here: the parallel runner (``inspector.workers``) also kills a worker process
+is not covered here: the parallel runner (``inspector.run.isolation``) also kills a worker process
 that overruns the budget by ``KILL_GRACE_S``. Off the main thread (the TUI's worker thread) or
 without SIGALRM the budget is not enforced and ``enforced`` says so.
 """

@@ -1,37 +1,35 @@
-"""Command line: argument parsing, dispatch to the static pass / probe / TUI, exit codes.
+"""Command line: argument parsing and dispatch to the run layer (``inspector.run``) or the TUI.
 
-Exit codes follow linters: 0 nothing at or above ``--fail-on``, 1 findings at or above it,
-2 usage error or unreadable / unsupported input.
+Exit codes follow linters (``inspector.run.exit_codes``): 0 nothing at or above
+``--fail-on``, 1 findings at or above it, 2 usage error or unreadable / unsupported input.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 from inspector import __version__
-from inspector.errors import ErrorKind, KinspectError
-from inspector.options import Options, default_probe_memory_mb
-
-EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2 (its default too)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"kinspect: error: {message}\n")
+from inspector.arguments import (
+    Parser,
+    non_negative_int,
+    options_from_args,
+    positive_float,
+    positive_int,
+)
+from inspector.errors import KinspectError
+from inspector.options import DEFAULT_SAMPLES, Options, default_probe_memory_mb
+from inspector.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="kinspect",
         description="Triage Keras/TensorFlow model files: why does it predict one class?",
-        epilog="'kinspect rules [NAME]' lists the rule catalog or shows one rule's documentation.",
+        epilog="'kinspect rules [NAME]' lists the rule catalog or shows one rule's documentation; "
+               "'kinspect diff A B' compares two model files.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="model file(s): .keras, .h5, .weights.h5, SavedModel directory, or a "
@@ -65,82 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let the probe load models that contain code (Lambda, custom "
                             "objects, module references); it runs that code")
     probe.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    probe.add_argument("--samples", type=_positive_int, default=None,
-                       help="random inputs per input range (default 64, fewer for models "
+    probe.add_argument("--samples", type=positive_int, default=None,
+                       help=f"random inputs per input range (default {DEFAULT_SAMPLES}, "
+                            "fewer for models "
                             "that cost more than ~1e9 multiply-accumulates a sample)")
     probe.add_argument("--seed", type=int, default=0)
     probe.add_argument("--inputs", metavar="PATH",
                        help="real inputs: image directory, .npy, .npz or .csv")
-    probe.add_argument("--probe-timeout", type=_positive_float, default=300.0, metavar="SECONDS")
-    probe.add_argument("--probe-memory", type=_non_negative_int,
+    probe.add_argument("--probe-timeout", type=positive_float, default=300.0, metavar="SECONDS")
+    probe.add_argument("--probe-memory", type=non_negative_int,
                        default=default_probe_memory_mb(), metavar="MB",
                        help="cap on the memory the probe child may allocate (RLIMIT_DATA: "
                             "heap and private mappings, not the address space), where the OS "
                             "allows it; past it the probe fails with a memory error. 0: no "
                             "cap. Default: half of this machine's RAM (%(default)s MB)")
     run = p.add_argument_group("runs")
-    run.add_argument("-j", "--jobs", type=_positive_int, default=1,
+    run.add_argument("-j", "--jobs", type=positive_int, default=1,
                      help="inspect N files in parallel processes")
-    run.add_argument("--timeout", type=_positive_float, default=60.0, metavar="SECONDS",
+    run.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
                      help="static time budget per file (default 60)")
     p.add_argument("--version", action="version", version=f"kinspect {__version__}")
     return p
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
-def options_from_args(args: argparse.Namespace) -> Options:
-    return Options(
-        select=_split(args.select),
-        ignore=_split(args.ignore),
-        fail_on=args.fail_on,
-        probe=not args.no_probe,
-        trust=args.trust,
-        device=args.device,
-        samples=args.samples,
-        seed=args.seed,
-        inputs=args.inputs,
-        probe_timeout=args.probe_timeout,
-        probe_memory_mb=args.probe_memory or None,
-        static_timeout=args.timeout,
-        color=_use_color(args),
-    )
-
-
-def _use_color(args: argparse.Namespace) -> bool:
-    """Colour the text report like ruff: only on a terminal, never with NO_COLOR (any value,
-    https://no-color.org) or --no-color, never into a file."""
-    if args.no_color or os.environ.get("NO_COLOR") or args.output is not None:
-        return False
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from inspector.rules_cli import rules_command
 
         return rules_command(argv[1:], sys.stdout)
+    if argv and argv[0] == "diff" and not Path("diff").exists():
+        from inspector.diff.cli import diff_command
+
+        return diff_command(argv[1:])
     args = build_parser().parse_args(argv)
     options = options_from_args(args)
     from inspector.rules.registry import unknown_keys
@@ -164,11 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("kinspect: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _dispatch(args: argparse.Namespace, options: Options) -> int:
-    from inspector.batch import expand_targets, run_many
+    from inspector.run.command import run_many, run_single
+    from inspector.run.targets import expand_targets
 
     targets = expand_targets(args.paths)
     single = len(args.paths) == 1 and targets == args.paths  # not a searched directory
@@ -182,33 +130,7 @@ def _dispatch(args: argparse.Namespace, options: Options) -> int:
         # has the same shape for one file as for many, an unreadable one included.
         return run_many(targets, options, fmt or "text", args.output, args.jobs,
                         exit_zero=args.exit_zero)
-    return _run_single(targets[0], options, fmt or "text", args.output, args.exit_zero)
-
-
-def _run_single(path: str, options: Options, fmt: str, output: str | None,
-                exit_zero: bool) -> int:
-    """One file in a killable worker process (see inspector/workers.py for why)."""
-    from inspector.workers import run_isolated
-
-    outcome = run_isolated(path, options, fmt)
-    if outcome.error is not None:
-        print(outcome.error, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    _write(outcome.text, output, sys.stdout)
-    if exit_zero:
-        return EXIT_OK
-    return EXIT_FINDINGS if outcome.exceeds else EXIT_OK
-
-
-def _write(text: str, output: str | None, stream: TextIO) -> None:
-    if output is None:
-        stream.write(text if text.endswith("\n") else text + "\n")
-        return
-    try:
-        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise KinspectError(output, f"cannot write the report: {exc.strerror}",
-                            ErrorKind.USAGE) from None
+    return run_single(targets[0], options, fmt or "text", args.output, args.exit_zero)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from inspector.findings import SEVERITY_RANK, Finding
+from inspector.probe.results import ProbeSection, most_one_class
 from inspector.rules.probe_rules import CONFIRMS, collapse_what, inputs_label
-from inspector.rules.registry import SEVERITY_RANK, Finding
 
 if TYPE_CHECKING:
     from inspector.report.model import Report
@@ -24,25 +25,24 @@ HEADLINE_ORDER = ("nan-outputs", "output-collapsed", "nondeterministic-inference
 def diagnose(report: Report) -> dict[str, Any] | None:
     """{summary, cause_rule, layer, confidence}; None when there is nothing to say (no
     finding and no probe verdict)."""
-    probe = report.probe or {}
-    verdict = probe.get("verdict")
+    probe = report.probe if report.probe is not None else ProbeSection()
     probe_found = [f for f in report.findings if f.source == "probe"]
     head = _headline(probe_found)
     if head is not None:
         return _probe_diagnosis(report, head, probe)
     static = [f for f in report.findings if f.source == "static"]
     worst = max(static, key=lambda f: SEVERITY_RANK.get(f.severity, 0), default=None)
-    if verdict:      # the probe ran and raised nothing
-        rng = probe.get("input_range") or {}
-        seen = ("on real inputs" if probe.get("real_inputs") else
-                f"on {rng.get('label', 'random')} inputs" + (f" ({rng['reason']})"
-                                                             if rng.get("reason") else ""))
+    if probe.ok:      # the probe ran and raised nothing
+        rng = probe.range
+        seen = ("on real inputs" if probe.real_inputs else
+                f"on {rng.label or 'random'} inputs" + (f" ({rng.reason})"
+                                                       if rng.reason else ""))
         summary = f"the probe saw no problem: outputs follow the inputs {seen}"
         if worst is not None and SEVERITY_RANK.get(worst.severity, 0) >= SEVERITY_RANK["error"]:
             summary += f"; static finding to check: {_cause_text(worst)}"
         return {"summary": summary, "cause_rule": worst.rule if worst else None,
                 "layer": worst.layer if worst else None,
-                "confidence": "medium" if rng.get("confidence") == "low" else "high"}
+                "confidence": "medium" if rng.confidence == "low" else "high"}
     if worst is None:
         return None
     return {"summary": f"{_cause_text(worst)} (static suspicion; the probe did not run)",
@@ -54,12 +54,12 @@ def _headline(found: list[Finding]) -> Finding | None:
     return min(ranked, key=lambda f: HEADLINE_ORDER.index(f.rule), default=None)
 
 
-def _probe_diagnosis(report: Report, head: Finding, probe: dict[str, Any]) -> dict[str, Any]:
-    cause = _cause(report.findings, head, probe.get("collapse_layer"))
+def _probe_diagnosis(report: Report, head: Finding, probe: ProbeSection) -> dict[str, Any]:
+    cause = _cause(report.findings, head, probe.collapse_layer)
     effect = _effect(head, probe)
     layer = cause.layer if cause is not None else head.layer
     parts = [effect]
-    collapse_at = probe.get("collapse_layer") if head.rule == "output-collapsed" else None
+    collapse_at = probe.collapse_layer if head.rule == "output-collapsed" else None
     if collapse_at:
         parts.append(f"variation dies at `{collapse_at}`")
     if cause is not None:
@@ -69,13 +69,12 @@ def _probe_diagnosis(report: Report, head: Finding, probe: dict[str, Any]) -> di
             "layer": layer, "confidence": confidence}
 
 
-def _effect(head: Finding, probe: dict[str, Any]) -> str:
+def _effect(head: Finding, probe: ProbeSection) -> str:
     """The measured effect in words."""
     if head.rule == "output-collapsed":
-        outputs = probe.get("outputs") or [{}]
-        worst = max(outputs, key=lambda o: o.get("top_class_fraction") or 0.0)
+        worst = most_one_class(probe.outputs)
         what = collapse_what(worst).replace(" of them", "")
-        verb = "predicts " + what if worst.get("top_class") is not None else "outputs " + what
+        verb = "predicts " + what if worst.top_class is not None else "outputs " + what
         return f"{verb} of the {inputs_label(probe)}"
     return f"{head.rule}: {head.message}"
 
@@ -100,11 +99,10 @@ def _cause_text(f: Finding) -> str:
     return f"{f.rule}{where} ({f.message})"
 
 
-def _confidence(probe: dict[str, Any], cause: Finding | None, collapse_at: str | None) -> str:
+def _confidence(probe: ProbeSection, cause: Finding | None, collapse_at: str | None) -> str:
     """high: real inputs or a confident input range, and a static cause (on the collapse
     layer when there is one); medium: one of the two; low: neither."""
-    rng = probe.get("input_range") or {}
-    range_ok = bool(probe.get("real_inputs")) or rng.get("confidence") in ("high", "medium")
+    range_ok = bool(probe.real_inputs) or probe.range.confidence in ("high", "medium")
     cause_ok = cause is not None and (not collapse_at or cause.layer in (None, collapse_at))
     if range_ok and cause_ok:
         return "high"

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+# Random probe samples per input range when --samples is not given (the probe takes fewer,
+# never under measure.MIN_SAMPLES, for a model whose static cost makes that many expensive).
+# The one default: the CLI, the plan and the child all leave ``samples`` None for it.
+DEFAULT_SAMPLES = 64
 MIN_PROBE_MEMORY_MB = 2048  # TensorFlow on CPU alone commits ~400 MB of data memory
 
 
@@ -26,7 +30,7 @@ class Options:
     probe: bool = True
     trust: bool = False
     device: str = "auto"
-    samples: int | None = None     # None: 64 per input range, fewer for costly models
+    samples: int | None = None     # None: DEFAULT_SAMPLES, fewer for costly models
     seed: int = 0
     inputs: str | None = None
     probe_timeout: float = 300.0

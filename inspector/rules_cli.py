@@ -7,13 +7,12 @@ file equal to it, so the documentation is the registry and nothing else.
 from __future__ import annotations
 
 import sys
-import textwrap
 from collections.abc import Sequence
 from typing import TextIO
 
 from inspector.rules.registry import Rule, all_rules, lookup
+from inspector.run.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
-EXIT_OK, EXIT_USAGE = 0, 2
 USAGE = "usage: kinspect rules [NAME|CODE]   (python -m inspector.rules_cli --markdown)"
 
 
@@ -31,12 +30,12 @@ def rules_command(argv: Sequence[str], stream: TextIO) -> int:
         return EXIT_OK
     if len(args) > 1 or args[0].startswith("-"):
         print(f"kinspect: error: {USAGE}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_INPUT
     rule = lookup(args[0])
     if rule is None:
         print(f"kinspect: error: unknown rule '{args[0]}' (see 'kinspect rules')",
               file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_INPUT
     stream.write(describe(rule))
     return EXIT_OK
 
@@ -49,40 +48,18 @@ def catalog() -> str:
     """One line per rule: code, name, default severity, what it detects."""
     rules = all_rules()
     width = max(len(r.name) for r in rules)
-    lines = [f"{r.code}  {r.name:<{width}}  {_label(r):<16}  {_summary(r)}" for r in rules]
+    lines = [f"{r.code}  {r.name:<{width}}  {_label(r):<16}  {r.summary}" for r in rules]
     return "\n".join(lines) + "\n"
 
 
 def describe(rule: Rule) -> str:
     """A rule's full documentation (its docstring) and fix hint, for the terminal."""
-    body = textwrap.dedent(_body(rule)).strip()
-    parts = [f"{rule.code} {rule.name} ({_label(rule)})", "", _summary(rule)]
+    body = rule.body
+    parts = [f"{rule.code} {rule.name} ({_label(rule)})", "", rule.summary]
     if body:
         parts += ["", body]
     parts += ["", f"Fix: {rule.hint}", ""]
     return "\n".join(parts)
-
-
-def _body(rule: Rule) -> str:
-    """The docstring after its summary line, dedented the way inspect.cleandoc would."""
-    doc = rule.check.__doc__ or ""
-    lines = doc.expandtabs().splitlines()
-    rest = lines[1:]
-    # The summary may wrap over several lines up to the first blank line.
-    while rest and rest[0].strip():
-        rest = rest[1:]
-    return "\n".join(rest)
-
-
-def _summary(rule: Rule) -> str:
-    """The whole first paragraph of the docstring (Rule.summary stops at its first line)."""
-    doc = (rule.check.__doc__ or "").strip().splitlines()
-    para: list[str] = []
-    for line in doc:
-        if not line.strip():
-            break
-        para.append(line.strip())
-    return " ".join(para)
 
 
 def markdown() -> str:
@@ -99,11 +76,11 @@ def markdown() -> str:
         "|------|------|----------|---------|",
     ]
     out += [f"| {r.code} | [`{r.name}`](#{r.code.lower()}-{r.name}) | {_label(r)} | "
-            f"{_summary(r).replace('|', '/')} |" for r in rules]
+            f"{r.summary.replace('|', '/')} |" for r in rules]
     for r in rules:
-        body = textwrap.dedent(_body(r)).strip()
+        body = r.body
         out += ["", f"## {r.code} {r.name}", "", f"Severity: **{_label(r)}**", "",
-                _summary(r)]
+                r.summary]
         if body:
             out += ["", body]
         out += ["", f"**Fix:** {r.hint}"]

@@ -20,6 +20,10 @@ from inspector.graph import WeightInfo, WeightSource
 
 HIST_BINS = 16
 DEFAULT_CHUNK = 1 << 20
+STOPPED = "not computed: the statistics pass was cancelled"
+
+# ``on_progress(done, total)``: elements summarized so far out of all to summarize.
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -175,6 +179,7 @@ class StatsCache:
         self._compute = compute
         self._results: dict[str, WeightStats] = {}
         self._errors: dict[str, str] = {}
+        self._stopped = False
         self._lock = threading.Lock()
 
     def get(self, weight: WeightInfo) -> WeightStats | None:
@@ -185,6 +190,9 @@ class StatsCache:
                 return self._results[key]
             if key in self._errors or weight.source is None:
                 return None
+            if self._stopped:
+                self._errors[key] = STOPPED
+                return None
         try:
             stats = self._compute(weight.source, chunk_elements=self.chunk_elements)
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -194,6 +202,33 @@ class StatsCache:
         with self._lock:
             self._results[key] = stats
         return stats
+
+    def fill(self, weights: Iterable[WeightInfo], *, on_progress: Progress | None = None,
+             cancel: threading.Event | None = None) -> bool:
+        """Compute the stats of ``weights`` in one pass, calling ``on_progress(done, total)``
+        (in elements) after each tensor; False when ``cancel`` was set before the end.
+
+        The TUI runs this in a worker thread to show the pass and let the user stop it; the
+        check falls between tensors, so the largest tensor bounds the delay.
+        """
+        todo = list(weights)
+        total = sum(w.size for w in todo)
+        done = 0
+        if on_progress is not None:
+            on_progress(0, total)
+        for w in todo:
+            if cancel is not None and cancel.is_set():
+                return False
+            self.get(w)
+            done += w.size
+            if on_progress is not None:
+                on_progress(done, total)
+        return True
+
+    def stop(self) -> None:
+        """From now on, tensors not computed yet stay missing (``error`` says why)."""
+        with self._lock:
+            self._stopped = True
 
     def error(self, weight: WeightInfo) -> str | None:
         """Why the stats of ``weight`` are missing, if reading them failed."""

@@ -23,11 +23,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from inspector.batch import Outcome
 from inspector.errors import KinspectError
 from inspector.options import Options
-from inspector.pipeline import inspect_file
 from inspector.report.json_out import to_json
+from inspector.run.outcome import Outcome
+from inspector.run.pipeline import inspect_file
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -339,7 +339,7 @@ class IsolatedChecker:
         self.killed: list[str] = []
 
     def check(self, path: Path, label: str) -> str:
-        from inspector.workers import Worker
+        from inspector.run.isolation import Worker
 
         if self._worker is None:
             self._worker = Worker(OPTIONS, "", _check_in_worker)

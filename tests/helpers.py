@@ -9,9 +9,10 @@ from typing import Any
 
 import jsonschema
 
+from inspector.findings import Finding
 from inspector.graph import LayerNode, ModelGraph, TensorRef, WeightInfo
 from inspector.report.json_out import load_schema
-from inspector.rules.registry import Finding, run_rules, select_rules
+from inspector.rules.registry import run_rules, select_rules
 from inspector.stats import StatsCache
 
 # Peak RSS (KiB) of the running process, for scripts that measure the static pass in a

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from inspector.analyze import analyze_static
 from inspector.options import Options
+from inspector.run.pipeline import analyze_static
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 

@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 from helpers import assert_valid_sarif
 
-from inspector.batch import Outcome, expand_targets, summary_line, with_progress
 from inspector.report.sarif import artifact_uri
+from inspector.run.outcome import Outcome
+from inspector.run.targets import expand_targets
+from inspector.run.writers import summary_line, with_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"

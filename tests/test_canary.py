@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from inspector.options import Options
-from inspector.pipeline import inspect_file
 from inspector.report.render import render
+from inspector.run.pipeline import inspect_file
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "fixtures" / "hostile"

@@ -19,8 +19,8 @@ import pytest
 from test_canary import PAYLOAD, canary_environ, fired, markers  # noqa: F401 - fixture
 
 from inspector.options import Options
-from inspector.pipeline import inspect_file
-from inspector.probe.runner import RISKY_RULES, tensorflow_available
+from inspector.run.gate import RISKY_RULES, tensorflow_available
+from inspector.run.pipeline import inspect_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CODEREFS = ROOT / "fixtures" / "hostile" / "coderefs"

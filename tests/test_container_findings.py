@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from helpers import assert_valid_report
 
-from inspector.analyze import analyze_graph, analyze_static
+from inspector.findings import SEVERITIES
 from inspector.graph import (
     CONTAINER_ISSUE_KINDS,
     ContainerIssue,
@@ -34,7 +34,8 @@ from inspector.readers import detect, open_model
 from inspector.report.json_out import to_json
 from inspector.report.model import Report
 from inspector.report.render import render
-from inspector.rules.registry import SEVERITIES, all_rules, lookup
+from inspector.rules.registry import all_rules, lookup
+from inspector.run.pipeline import analyze_graph, analyze_static
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -215,7 +216,7 @@ def test_polyglot_fixture_really_is_both_containers(path: Path) -> None:
 
 @pytest.mark.parametrize("path", POLYGLOT_FILES, ids=lambda p: p.name)
 def test_polyglot_is_an_error_finding_and_the_probe_refuses(path: Path) -> None:
-    from inspector.probe.runner import skip_reason, tensorflow_available
+    from inspector.run.gate import skip_reason, tensorflow_available
 
     with _static(path) as report:
         kinds = [i.kind for i in report.graph.container_issues]

@@ -18,8 +18,8 @@ import pytest
 
 from inspector.errors import ErrorKind, KinspectError
 from inspector.options import Options
-from inspector.pipeline import inspect_file
 from inspector.report.json_out import to_json
+from inspector.run.pipeline import inspect_file
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "fixtures" / "hostile"
@@ -103,7 +103,7 @@ def test_zip_member_names_are_never_used_to_write(tmp_path: Path,
 
 def test_static_time_budget_ends_a_slow_file_with_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The budget interrupts Python-level work anywhere in the static pass (here: the rules)."""
-    import inspector.analyze as analyze
+    import inspector.run.pipeline as analyze
 
     real = analyze.run_rules
 

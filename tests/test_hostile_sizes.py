@@ -225,7 +225,7 @@ def test_h5_model_config_is_budgeted_too(tmp_path: Path,
 
 _MEASURE = f"""
 import sys
-from inspector.analyze import analyze_static
+from inspector.run.pipeline import analyze_static
 from inspector.errors import KinspectError
 from inspector.options import Options
 try:

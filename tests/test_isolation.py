@@ -77,9 +77,9 @@ def test_hang_within_the_static_budget_is_not_confused_with_the_probe_timeout() 
 
 def test_a_crashed_security_rule_keeps_the_probe_gate_closed() -> None:
     """A security rule that crashed on the file could not vouch for it: refuse, say why."""
-    from inspector.analyze import analyze_static
     from inspector.options import Options
-    from inspector.probe.runner import skip_reason
+    from inspector.run.gate import skip_reason
+    from inspector.run.pipeline import analyze_static
 
     report = analyze_static(MODEL, Options(probe=False))
     assert skip_reason(report, Options()) is None

@@ -15,13 +15,13 @@ import pytest
 from helpers import chain, findings
 from test_weight_rules import layer
 
-from inspector.analyze import analyze_static
 from inspector.graph import ModelGraph, TensorSpec
 from inspector.options import Options
 from inspector.readers.keras_config import normalize_training_config
 from inspector.rules.bounds_rules import Box, _affine, _transfer
 from inspector.rules.init_penalty import PENALTY_LIMIT, moments, penalty_limit
 from inspector.rules.training_rules import _loss, _metric_names, _mismatch, _one_hot_regression
+from inspector.run.pipeline import analyze_static
 
 RNG = np.random.default_rng(3)
 NEW_RULES = ("no-nonlinearity", "dropout-on-output", "recurrent-relu", "sigmoid-bottleneck",

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inspector.analyze import analyze_static
 from inspector.diagnosis import diagnose
 from inspector.options import Options
 from inspector.probe.input_range import infer_input_range, nearest
@@ -18,6 +17,7 @@ from inspector.readers import open_model
 from inspector.report.model import Report
 from inspector.report.text import to_text
 from inspector.rules.probe_rules import probe_findings
+from inspector.run.pipeline import analyze_static
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "fixtures" / "rules"
@@ -198,8 +198,8 @@ def test_near_collapse_with_a_static_cause_is_a_collapse() -> None:
     report = analyze_static(path, Options())
     report.probe = _near_probe()
     report.add_findings(probe_findings(report, Options()))
-    assert report.probe["verdict"]["collapsed"] is True
-    assert "all-layers-frozen" in report.probe["collapsed_because"]
+    assert report.probe.verdict.collapsed is True
+    assert "all-layers-frozen" in report.probe.collapsed_because
     diagnosis = report.diagnosis
     assert diagnosis is not None and diagnosis["cause_rule"] == "all-layers-frozen"
     assert diagnosis["summary"].startswith("predicts class 1 for 94% of the [0,1] inputs")
@@ -209,5 +209,5 @@ def test_near_collapse_alone_is_no_verdict() -> None:
     report = analyze_static(MLP, Options())
     report.probe = _near_probe()
     found = probe_findings(report, Options())
-    assert report.probe["verdict"]["collapsed"] is False
+    assert report.probe.verdict.collapsed is False
     assert not [f for f in found if f.rule == "output-collapsed"]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from inspector.findings import Finding
 from inspector.graph import LayerNode, ModelGraph, TensorSpec
 from inspector.options import Options
 from inspector.probe import layer_pass, measure, protocol, runner
@@ -30,7 +31,7 @@ from inspector.probe.inputs import (
     random_batch,
 )
 from inspector.report.model import Report
-from inspector.rules.registry import Finding
+from inspector.run import gate
 
 ROOT = Path(__file__).resolve().parent.parent
 MLP = ROOT / "fixtures" / "models" / "mlp" / "k3.keras"
@@ -67,14 +68,14 @@ def _alive(pid: int) -> bool:
 # ----------------------------------------------------------------------------- attach_probe
 
 
-@pytest.mark.parametrize("rule", runner.RISKY_RULES)
+@pytest.mark.parametrize("rule", gate.RISKY_RULES)
 def test_refused_without_trust_names_the_layer(rule: str) -> None:
     report = Report(graph=_graph(), findings=[_finding(rule)])
     runner.attach_probe(report, Options())
     assert report.probe is not None
-    assert report.probe["status"] == protocol.STATUS_REFUSED
-    assert "m/lam" in report.probe["reason"] and rule in report.probe["reason"]
-    assert "--trust" in report.probe["reason"]
+    assert report.probe.status == protocol.STATUS_REFUSED
+    assert "m/lam" in report.probe.reason and rule in report.probe.reason
+    assert "--trust" in report.probe.reason
 
 
 def test_trust_lets_a_risky_model_through(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,27 +92,27 @@ def test_trust_lets_a_risky_model_through(monkeypatch: pytest.MonkeyPatch) -> No
 
     report = Report(graph=_graph(), findings=[_finding("lambda-layer")])
     runner.attach_probe(report, Options(trust=True), on_event=seen.append, source=Source())
-    assert report.probe is not None and report.probe["status"] == "ok"
+    assert report.probe is not None and report.probe.status == "ok"
     assert [e["event"] for e in seen] == ["stage", "result"]
 
 
 def test_skipped_without_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = runner.importlib.util.find_spec
+    real = gate.importlib.util.find_spec
 
     def no_tf(name: str, *args: Any) -> Any:
         return None if name == "tensorflow" else real(name, *args)
 
-    monkeypatch.setattr(runner.importlib.util, "find_spec", no_tf)
+    monkeypatch.setattr(gate.importlib.util, "find_spec", no_tf)
     report = Report(graph=_graph())
     runner.attach_probe(report, Options())
     assert report.probe is not None
-    assert report.probe["status"] == "skipped" and report.probe["verdict"] is None
-    assert "TensorFlow is not installed" in report.probe["reason"]
+    assert report.probe.status == "skipped" and report.probe.verdict is None
+    assert "TensorFlow is not installed" in report.probe.reason
     assert report.errors == []
 
 
 def test_tensorflow_check_does_not_import_it() -> None:
-    code = ("import sys; from inspector.probe.runner import tensorflow_available; "
+    code = ("import sys; from inspector.run.gate import tensorflow_available; "
             "tensorflow_available(); print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
@@ -122,13 +123,13 @@ def test_weights_only_graph_is_skipped() -> None:
     graph.has_architecture = False
     report = Report(graph=graph)
     runner.attach_probe(report, Options())
-    assert report.probe is not None and report.probe["status"] == "skipped"
+    assert report.probe is not None and report.probe.status == "skipped"
 
 
 def test_child_failure_becomes_an_errors_entry() -> None:
     report = Report(graph=_graph())
     runner.attach_probe(report, Options(), source=_runner("segfault"))
-    assert report.probe is not None and report.probe["status"] == "failed"
+    assert report.probe is not None and report.probe.status == "failed"
     assert report.errors and report.errors[0]["source"] == "probe"
     assert report.errors[0]["kind"] == "probe-crashed"
 
@@ -190,7 +191,7 @@ def test_memory_cap_turns_a_runaway_into_a_memory_error() -> None:
 def test_report_status_for_timeout() -> None:
     report = Report(graph=_graph())
     runner.attach_probe(report, Options(), source=_runner("hang", timeout=1.0))
-    assert report.probe is not None and report.probe["status"] == "timeout"
+    assert report.probe is not None and report.probe.status == "timeout"
     assert report.errors[0]["kind"] == "probe-timeout"
 
 

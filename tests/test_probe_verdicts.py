@@ -21,7 +21,9 @@ from inspector.errors import KinspectError
 from inspector.options import Options
 from inspector.probe.input_range import infer_input_range
 from inspector.probe.protocol import VERDICT_KEYS
+from inspector.probe.results import ProbeSection, Verdict
 from inspector.readers import open_model
+from inspector.report.json_out import to_json
 from inspector.report.model import Report
 from inspector.rules.probe_rules import probe_findings
 
@@ -125,6 +127,28 @@ def results(extra_inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
                 if line.startswith("{") and json.loads(line)["event"] in ("result", "error")]
     assert len(terminal) == len(names), proc.stderr[-3000:]
     return dict(zip(names, terminal, strict=True))
+
+
+def test_every_section_round_trips_through_the_typed_section(
+        results: dict[str, dict[str, Any]]) -> None:
+    """ProbeSection.from_json(...).to_json() gives back exactly what the child sent, for
+    every case (healthy, broken, big sizes, real inputs, SavedModel signatures), and the
+    rules reading the typed section leave it unchanged except for a near-collapse link."""
+    sections = {n: e["probe"] for n, e in results.items() if e["event"] == "result"}
+    assert len(sections) > 40
+    for name, raw in sections.items():
+        section = ProbeSection.from_json(raw)
+        assert section is not None and section.to_json() == raw, name
+        assert json.dumps(section.to_json(), sort_keys=True) == json.dumps(raw, sort_keys=True)
+        assert isinstance(section.verdict, Verdict) and section.verdict.items()
+    for stem in EXPECTED["verdicts"]:
+        raw = sections[f"broken:{stem}"]
+        report = _report_for(results, f"broken:{stem}", PROBE / f"{stem}.keras")
+        written = json.loads(to_json(report))["probe"]
+        if "collapsed_because" in written:      # link_near_collapse judged it collapsed
+            written.pop("collapsed_because")
+            written["verdict"]["collapsed"] = raw["verdict"]["collapsed"]
+        assert written == json.loads(json.dumps(raw)), stem
 
 
 def _raised(event: dict[str, Any]) -> set[str]:
@@ -324,7 +348,7 @@ def test_weights_only_file_is_not_run(results: dict[str, Any]) -> None:
 
 
 def test_probe_findings_link_to_static_findings(results: dict[str, Any]) -> None:
-    from inspector.analyze import analyze_static
+    from inspector.run.pipeline import analyze_static
 
     path = PROBE / "collapsed_softmax1.keras"
     report = analyze_static(path, Options())
@@ -386,7 +410,7 @@ def test_verdicts_without_inputs_are_exact(results: dict[str, Any], stem: str) -
 
 
 def _report_for(results: dict[str, Any], case: str, path: Path) -> Report:
-    from inspector.analyze import analyze_static
+    from inspector.run.pipeline import analyze_static
 
     report = analyze_static(path, Options())
     report.probe = results[case]["probe"]
@@ -418,7 +442,7 @@ def test_collapse_layer_confirms_the_static_finding_on_it(results: dict[str, Any
     report = _report_for(results, "broken:collapsed_dead_relu",
                          PROBE / "collapsed_dead_relu.keras")
     diagnosis = report.diagnosis
-    assert diagnosis is not None and diagnosis["layer"] == report.probe["collapse_layer"]
+    assert diagnosis is not None and diagnosis["layer"] == report.probe.collapse_layer
     assert "variation dies at `model/fc`" in diagnosis["summary"]
     assert diagnosis["confidence"] in ("high", "medium")
 

@@ -15,12 +15,12 @@ import h5py
 import pytest
 from test_readers_grid import _check_layer, _has_rule, _shape
 
-from inspector.analyze import analyze_static
 from inspector.errors import ErrorKind, KinspectError
 from inspector.graph import ModelGraph
 from inspector.options import Options
 from inspector.readers import detect, open_model
 from inspector.report.text import to_text
+from inspector.run.pipeline import analyze_static
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures"
 REAL = ROOT / "real"

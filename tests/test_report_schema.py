@@ -13,7 +13,6 @@ import pytest
 from fake_probe import FakeProbeSource, ok_probe_events
 from helpers import assert_valid_report
 
-from inspector.analyze import analyze_static
 from inspector.errors import KinspectError
 from inspector.options import Options
 from inspector.probe import protocol
@@ -21,6 +20,7 @@ from inspector.probe.runner import attach_probe
 from inspector.report.json_out import load_schema, to_json
 from inspector.report.model import Report
 from inspector.rules.registry import Hit, Rule, all_rules, run_rules
+from inspector.run.pipeline import analyze_static
 from inspector.stats import StatsCache
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from helpers import assert_valid_report, assert_valid_sarif
 
-from inspector.analyze import analyze_static
 from inspector.options import Options
 from inspector.report.json_out import to_json
 from inspector.report.model import Report
 from inspector.rules.registry import all_rules, lookup
 from inspector.rules_cli import markdown
+from inspector.run.pipeline import analyze_static
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "fixtures" / "rules"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import assert_valid_sarif
 
-from inspector.analyze import analyze_static
+from inspector.findings import Finding
 from inspector.options import Options
 from inspector.report.model import Report
 from inspector.report.sarif import (
@@ -20,7 +20,8 @@ from inspector.report.sarif import (
     rule_docs_url,
     to_sarif,
 )
-from inspector.rules.registry import Finding, all_rules
+from inspector.rules.registry import all_rules
+from inspector.run.pipeline import analyze_static
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "fixtures" / "rules"

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from helpers import PEAK_RSS_KIB
 
-from inspector.analyze import analyze_static
 from inspector.graph import ModelGraph
 from inspector.options import Options
 from inspector.probe import child
-from inspector.probe.runner import skip_reason
 from inspector.readers import savedmodel
 from inspector.readers.savedmodel import read_savedmodel
 from inspector.rules.graph_security_rules import dangerous_sites
+from inspector.run.gate import skip_reason
+from inspector.run.pipeline import analyze_static
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "fixtures" / "hostile" / "savedmodel"
@@ -210,7 +210,7 @@ def _pad(pb: Path, pad: int, inside: int | None = None) -> None:
 _PEAK_SCRIPT = f"""
 import sys
 from inspector.options import Options
-from inspector.pipeline import inspect_file
+from inspector.run.pipeline import inspect_file
 report = inspect_file(sys.argv[1], Options(probe=False))
 kinds = sorted({{i.kind for i in report.graph.container_issues}})
 print({PEAK_RSS_KIB}, ",".join(kinds), len(report.errors))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from inspector.analyze import analyze_static
 from inspector.options import Options
 from inspector.report.text import to_text
 from inspector.report.training import training_summary
+from inspector.run.pipeline import analyze_static
 from inspector.tui.widgets.header import summary_text
 
 ROOT = Path(__file__).resolve().parent.parent

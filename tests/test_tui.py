@@ -15,8 +15,9 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from inspector.errors import KinspectError
 from inspector.options import Options
-from inspector.probe import protocol, runner
+from inspector.probe import protocol
 from inspector.report.json_out import load_schema
+from inspector.run import gate
 from inspector.tui.app import KinspectApp, create_app, default_export_path
 from inspector.tui.formatting import fmt_num, fmt_pct, fmt_shape, hbar, sparkline, vbars
 from inspector.tui.screens.export import ExportScreen
@@ -99,6 +100,16 @@ def mlp_probe_result(collapse: str | None = None) -> dict[str, Any]:
         "verdict": {k: (k == "collapsed" and collapse is not None)
                     for k in protocol.VERDICT_KEYS},
     }
+
+
+def test_replayed_sections_round_trip_through_the_typed_section() -> None:
+    """What the TUI tests replay is read and written back unchanged (probe/results.py)."""
+    from inspector.probe.results import ProbeSection
+
+    for raw in (mlp_probe_result(), mlp_probe_result("model/dense_1")):
+        section = ProbeSection.from_json(raw)
+        assert section is not None and section.to_json() == raw
+        assert [r.path for r in section.layer_rows()] == ["model/dense", "model/dense_1"]
 
 
 def layer_path(app: KinspectApp, name: str) -> str:
@@ -338,7 +349,7 @@ def test_small_terminal_still_shows_tree_and_footer() -> None:
 @pytest.fixture
 def tf_present(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake-probe tests simulate a machine where the probe can run, TensorFlow or not."""
-    monkeypatch.setattr(runner, "tensorflow_available", lambda: True)
+    monkeypatch.setattr(gate, "tensorflow_available", lambda: True)
 
 
 
@@ -373,7 +384,7 @@ def test_probe_progress_then_verdicts_and_charts(tf_present: None) -> None:
         variation = text_of(app, "#probe-variation")
         assert "collapse point: model/dense_1" in variation.splitlines()[1]
         assert "◀ collapse point" in variation.splitlines()[3]
-        assert app.report.probe is not None and app.report.probe["status"] == "ok"
+        assert app.report.probe is not None and app.report.probe.status == "ok"
         # the Activations tab of the collapse layer says so
         app.jump_to(layer_path(app, "dense_1"))
         await pilot.pause()
@@ -397,12 +408,12 @@ def test_escape_cancels_a_running_probe_and_p_runs_it_again(tf_present: None) ->
         await pilot.press("escape")
         await wait_until_idle(app, pilot)
         assert first.cancelled
-        assert app.report.probe["status"] == protocol.STATUS_CANCELLED
+        assert app.report.probe.status == protocol.STATUS_CANCELLED
         assert "Probe cancelled" in text_of(app, "#probe-status")
         await pilot.press("p")
         await wait_until_idle(app, pilot)
         assert second.started
-        assert app.report.probe["status"] == "ok"
+        assert app.report.probe.status == "ok"
         assert "Probe finished" in text_of(app, "#probe-status")
 
     drive(app, scenario)
@@ -436,7 +447,7 @@ def test_real_runner_refuses_a_lambda_model_without_trust() -> None:
     async def scenario(app: KinspectApp, pilot: Pilot[int]) -> None:
         await pilot.pause(0.2)
         await wait_until_idle(app, pilot)
-        assert app.report.probe["status"] == protocol.STATUS_REFUSED
+        assert app.report.probe.status == protocol.STATUS_REFUSED
         status = text_of(app, "#probe-status")
         assert "Probe refused" in status and "model/sneaky (lambda-layer)" in status
         assert "kinspect --trust" in status
@@ -467,8 +478,8 @@ def test_real_probe_on_a_tiny_model() -> None:
         await pilot.pause(0.5)
         await wait_until_idle(app, pilot)
         probe = app.report.probe
-        assert probe is not None and probe["status"] == "ok", probe
-        assert not probe["verdict"]["collapsed"]
+        assert probe is not None and probe.status == "ok", probe
+        assert probe.verdict is not None and not probe.verdict.collapsed
         assert "Probe finished" in text_of(app, "#probe-status")
         assert "✔ no" in text_of(app, "#probe-verdicts")
 

@@ -11,9 +11,11 @@ import time
 
 import pytest
 
-from inspector import workers
-from inspector.batch import Outcome, iter_outcomes, write_outcomes
 from inspector.options import Options
+from inspector.run import isolation as workers
+from inspector.run.isolation import iter_outcomes
+from inspector.run.outcome import Outcome
+from inspector.run.writers import write_outcomes
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
 
@@ -75,9 +77,9 @@ def test_outcomes_come_back_in_target_order_with_exit_code() -> None:
 def test_uninterruptible_hang_is_killed(monkeypatch: pytest.MonkeyPatch,
                                         tmp_path: os.PathLike) -> None:
     """A C call that ignores SIGALRM (simulated: the signal is blocked) is still ended."""
-    import inspector.pipeline as pipeline
+    import inspector.run.pipeline as pipeline
 
-    def stuck_in_c(path: object, options: object) -> None:
+    def stuck_in_c(path: object, options: object, **kwargs: object) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
         time.sleep(3600)
 

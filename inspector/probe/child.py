@@ -5,13 +5,11 @@ read it from stdin). Emits protocol events on stdout and nothing else: the real 
 descriptor is kept for events and fd 1 is pointed at stderr before TensorFlow loads, so C++
 logs and stray prints can never corrupt the event stream.
 
-Plan keys: ``path``, ``format`` (static reader's name, informational), ``inputs`` (static
-specs, used when the loaded object declares none), ``vocab`` (smallest Embedding input_dim),
-``macs_per_sample`` (static cost estimate that sizes the checks; absent: full sizes),
-``workdir`` (a folder the parent owns and removes, even when this child is killed: the
-child's temp folder goes inside it), ``options`` {device, samples, seed, inputs, trust,
-memory_mb, check_sizes (tests)}; or
-``{"batch": [plan, ...]}`` (see ``_run_one``).
+The plan is a ``results.ProbePlan`` in JSON, read here through the same class the parent
+built it with (its fields are documented there): the file, static input specs and vocab,
+the static cost estimate, the parent-owned ``workdir``, ``options`` {device, samples, seed,
+inputs, trust, memory_mb, check_sizes (tests)}; ``mode`` "activations" (kinspect diff) runs
+inspector.probe.activations instead; or ``{"batch": [plan, ...]}`` (see ``_run_one``).
 """
 
 from __future__ import annotations
@@ -39,9 +37,11 @@ from inspector.probe.measure import (
     samples_for_cost,
 )
 from inspector.probe.private_copy import CopyRefused, private_copy
+from inspector.probe.results import ProbePlan
 from inspector.probe.tensor_ops import TensorOps
 from inspector.probe.token_inputs import PASS_THROUGH
 
+ACTIVATIONS = "activations"         # plan["mode"] of a kinspect diff child (see activations)
 FAULT_ENV = "KINSPECT_PROBE_FAULT"   # test hook: segfault | hang | exit | oom | noresult
 
 
@@ -507,10 +507,13 @@ def _run_one(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
         return {"event": "error", "kind": "crashed", "message": _short(exc)}
 
 
-def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
-    opts = plan.get("options", {})
+def run(raw: dict[str, Any], emit: Emitter) -> dict[str, Any]:
+    plan = ProbePlan.from_json(raw) or ProbePlan()
+    if not plan.path:
+        raise ProbeError("plan", "the probe plan names no model file")
+    opts = plan.options
     fault = os.environ.get(FAULT_ENV)
-    limit = opts.get("memory_mb")
+    limit = opts.memory_mb
     memory_cap = _limit_memory(int(limit)) if limit else None
     timer = Timer()
     emit({"event": "stage", "stage": "import", "message": "importing TensorFlow"})
@@ -525,34 +528,36 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
 
         tf.get_logger().setLevel("ERROR")
     emit({"event": "progress", "stage": "import", "fraction": IMPORT_DONE})
-    device, device_name = pick_device(tf, str(opts.get("device", "auto")))
+    device, device_name = pick_device(tf, str(opts.device))
     specs = static_specs(plan)
-    source = Path(plan["path"])
-    trust = bool(opts.get("trust"))
-    with tempfile.TemporaryDirectory(prefix="kinspect-probe-", dir=plan.get("workdir")) as tmp, \
+    source = Path(plan.path)
+    trust = bool(opts.trust)
+    with tempfile.TemporaryDirectory(prefix="kinspect-probe-", dir=plan.workdir) as tmp, \
             tf.device(device):
         workdir = Path(tmp)
         emit({"event": "stage", "stage": "load", "message": f"loading {source.name}"})
         with timer.stage("load"):
             private = _copy_in(source, workdir)
-            model, notes = load(tf, private, trust, workdir, specs, plan.get("vocab"))
+            model, notes = load(tf, private, trust, workdir, specs, plan.vocab)
             model.source = private
         emit({"event": "progress", "stage": "load", "fraction": LOAD_DONE})
+        if plan.mode == ACTIVATIONS:
+            return _activations(tf, device, model, notes, plan.to_json(), emit, timer)
         real = None
-        if opts.get("inputs"):
+        if opts.inputs:
             emit({"event": "stage", "stage": "inputs", "message": "reading --inputs"})
             with timer.stage("inputs"):
                 try:
-                    real = load_real_inputs(str(opts["inputs"]), model.specs)
+                    real = load_real_inputs(str(opts.inputs), model.specs)
                 except InputsError as exc:
                     raise ProbeError("inputs", str(exc)) from None
-        macs = plan.get("macs_per_sample")
-        samples, samples_why = samples_for_cost(opts.get("samples"), macs)
-        sizes = Sizes.for_cost(macs, opts.get("check_sizes"), model.fixed_batch)
+        macs = plan.macs_per_sample
+        samples, samples_why = samples_for_cost(opts.samples, macs)
+        sizes = Sizes.for_cost(macs, opts.check_sizes, model.fixed_batch)
         try:
-            body = run_measurements(model, samples, int(opts.get("seed", 0)), real,
+            body = run_measurements(model, samples, int(opts.seed or 0), real,
                                     _after_load(emit), timer, sizes, macs,
-                                    input_range=plan.get("input_range"))
+                                    input_range=plan.input_range)
         except InputsError as exc:
             raise ProbeError("inputs", str(exc)) from None
         body["samples_chosen"] = samples_why
@@ -566,7 +571,7 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
         "loader": model.loader,
         "loader_notes": notes,
         "device": used,
-        "device_requested": str(opts.get("device", "auto")),
+        "device_requested": str(opts.device),
         "device_name": device_name,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": sys.version.split()[0]},
@@ -574,6 +579,24 @@ def run(plan: dict[str, Any], emit: Emitter) -> dict[str, Any]:
         "memory_cap": memory_cap,
         **body,
     }
+
+
+def _activations(tf: Any, device: str, model: LoadedModel, notes: list[str],
+                 plan: dict[str, Any], emit: Emitter, timer: Timer) -> dict[str, Any]:
+    """The ``activations`` mode (kinspect diff): outputs and layer outputs on given inputs
+    written to ``plan["out_file"]``, instead of the measurements."""
+    from inspector.probe.activations import ActivationsError, record_activations
+
+    emit({"event": "stage", "stage": "activations", "message": "recording layer outputs"})
+    with timer.stage("activations"):
+        try:
+            body = record_activations(model, plan)
+        except ActivationsError as exc:
+            raise ProbeError("inputs", str(exc)) from None
+    emit({"event": "progress", "stage": "activations", "fraction": 1.0})
+    return {"status": protocol.STATUS_OK, "reason": None, "loader": model.loader,
+            "loader_notes": notes, "device": _device_used(tf, device),
+            "timings": timer.timings, **body}
 
 
 # Overall progress when TensorFlow is imported and when the model is loaded (a ResNet50 takes
@@ -593,16 +616,17 @@ def _after_load(emit: Emitter) -> Callable[[dict[str, Any]], None]:
     return forward
 
 
-def static_specs(plan: dict[str, Any]) -> list[InputSpec]:
+def static_specs(plan: ProbePlan | dict[str, Any]) -> list[InputSpec]:
     """The plan's input specs from the static graph, with what it knows about token ids:
     ``id_inputs`` {name: {vocab, mask_zero}} names the inputs that feed an Embedding."""
-    ids = plan.get("id_inputs") or {}
+    if not isinstance(plan, ProbePlan):
+        plan = ProbePlan.from_json(plan) or ProbePlan()
+    ids = plan.id_inputs or {}
     specs = []
-    for s in plan.get("inputs") or []:
+    for s in plan.inputs or []:
         if not s.get("shape"):
             continue
-        spec = InputSpec(s["name"], list(s["shape"]), s.get("dtype") or "float32",
-                         plan.get("vocab"))
+        spec = InputSpec(s["name"], list(s["shape"]), s.get("dtype") or "float32", plan.vocab)
         hint = ids.get(s["name"])
         if isinstance(hint, dict) and isinstance(hint.get("vocab"), int):
             spec.feeds_embedding, spec.vocab = True, int(hint["vocab"])

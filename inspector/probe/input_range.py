@@ -24,11 +24,12 @@ import numpy as np
 
 from inspector.graph import LayerNode, ModelGraph
 from inspector.probe.inputs import RANGE_LABELS
-from inspector.rules.common import applied_activation, number
 from inspector.rules.layer_facts import (
     AFFINE_CLASSES,
     BN_CLASSES,
     PASS_THROUGH,
+    applied_activation,
+    number,
     read_small,
 )
 

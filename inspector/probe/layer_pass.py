@@ -14,7 +14,7 @@ per-channel extremes and a unit sample are copied out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -183,6 +183,34 @@ def _first_value(value: Any) -> Any:
     return value if value is not None and hasattr(value, "shape") else None
 
 
+@contextmanager
+def wrapped_calls(layers: list[tuple[str, Any]],
+                  record: Callable[[str, Any, tuple[Any, ...], Any], None]) -> Iterator[None]:
+    """Every layer's ``call`` wrapped to pass (path, layer, args, result) to ``record`` for
+    the duration of the block: a model cannot hand out its nested layers' outputs otherwise.
+    ``record`` must not raise (it would break the model's own call)."""
+    patched = []
+    for path, layer in layers:
+        original = layer.call
+
+        def wrapped(*args: Any, __orig: Any = original, __path: str = path,
+                    __layer: Any = layer, **kwargs: Any) -> Any:
+            result = __orig(*args, **kwargs)
+            record(__path, __layer, args, result)
+            return result
+
+        try:
+            layer.call = wrapped
+        except (AttributeError, TypeError):
+            continue
+        patched.append(layer)
+    try:
+        yield
+    finally:
+        for layer in patched:
+            vars(layer).pop("call", None)
+
+
 @dataclass
 class _Call:
     path: str
@@ -230,27 +258,11 @@ class LayerRecorder:
     def chunk(self) -> Iterator[None]:
         """Wrap every layer's call for one forward pass."""
         self.chunks.append([])
-        patched = []
-        for path, layer in self.layers:
-            original = layer.call
-
-            def wrapped(*args: Any, __orig: Any = original, __path: str = path,
-                        __layer: Any = layer, **kwargs: Any) -> Any:
-                result = __orig(*args, **kwargs)
-                self._record(__path, __layer, args, result)
-                return result
-
-            try:
-                layer.call = wrapped
-            except (AttributeError, TypeError):
-                continue
-            patched.append(layer)
         try:
-            yield
+            with wrapped_calls(self.layers, self._record):
+                yield
         finally:
             self._seen.clear()
-            for layer in patched:
-                vars(layer).pop("call", None)
 
     def merged(self) -> bool:
         """Whether every chunk recorded the same calls in the same order (always, unless

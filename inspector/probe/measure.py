@@ -7,6 +7,8 @@ so Keras 3, tf_keras and bare SavedModel signatures are measured by the same cod
 Thresholds are chosen to sit between the healthy fixtures and the fixtures trained into each
 failure (``fixtures/probe``) with a wide margin; ``tests/test_probe_verdicts.py`` keeps them
 honest. They are relative to the output's own scale so regression heads are judged fairly.
+
+The section's typed form, and how to add a check (here and there only), is in results.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from inspector.options import DEFAULT_SAMPLES
 from inspector.probe.error_text import error_text
 from inspector.probe.input_range import CONFUSABLE, RANGES
 from inspector.probe.inputs import (
@@ -38,7 +41,7 @@ from inspector.probe.layer_pass import (
     finite,
     variation,
 )
-from inspector.probe.protocol import VERDICT_KEYS
+from inspector.probe.results import Verdict
 
 # An output is collapsed when no unit varies across inputs: for probabilities, no unit's std
 # exceeds COLLAPSE_PROB_STD (healthy fixtures stay above 3e-2); otherwise every unit's std is
@@ -84,10 +87,9 @@ PREDICT_BATCH = 32
 # shapes) get the big-model check sizes: ResNet50 at 224x224 is ~3.9e9 (~0.09 s a sample on
 # 2 CPU cores), MobileNetV2 ~3e8, the probe fixtures < 1e5.
 BIG_MACS_PER_SAMPLE = 2e8
-# Random samples per input range when the user does not choose: DEFAULT_SAMPLES, fewer when
-# that many would cost more than SAMPLE_MACS_BUDGET multiply-accumulates per range (ResNet50:
-# 16 samples, ~1.5 s a range on 2 CPU cores), never fewer than MIN_SAMPLES.
-DEFAULT_SAMPLES = 64
+# Random samples per input range when the user does not choose: options.DEFAULT_SAMPLES,
+# fewer when that many would cost more than SAMPLE_MACS_BUDGET multiply-accumulates per range
+# (ResNet50: 16 samples, ~1.5 s a range on 2 CPU cores), never fewer than MIN_SAMPLES.
 SAMPLE_MACS_BUDGET = 6.4e10
 MIN_SAMPLES = 8
 LAYER_CHUNK = 4
@@ -577,18 +579,16 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
     eager_nan = layer_section.get("eager_output_nan")
     graph_nan = any(per_dist[d]["nan"] for d in dists) or bool(real_section
                                                                 and real_section["nan"])
-    verdict = {
-        "collapsed": bool(reference["collapsed"]),
-        "nondeterministic": bool(det.get("nondeterministic", False)),
-        "batch_dependent": bool(bdep.get("batch_dependent", False)),
+    verdict = Verdict(
+        collapsed=bool(reference["collapsed"]),
+        nondeterministic=bool(det.get("nondeterministic", False)),
+        batch_dependent=bool(bdep.get("batch_dependent", False)),
         # works on its own range, collapses on the range a caller plausibly confuses it with
-        "scale_sensitive": (own in responsive
-                            and any(per_dist[d]["collapsed"] for d in confusable)),
-        "train_infer_gap": bool(gap.get("train_infer_gap", False)),
-        "nan_outputs": bool(graph_nan or eager_nan),
-        "roundtrip_mismatch": bool(rt.get("mismatch", False)),
-    }
-    assert set(verdict) == set(VERDICT_KEYS)
+        scale_sensitive=(own in responsive and any(per_dist[d]["collapsed"] for d in confusable)),
+        train_infer_gap=bool(gap.get("train_infer_gap", False)),
+        nan_outputs=bool(graph_nan or eager_nan),
+        roundtrip_mismatch=bool(rt.get("mismatch", False)),
+    ).to_json()
     return {
         "samples": samples,
         "seed": seed,

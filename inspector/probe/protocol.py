@@ -17,6 +17,8 @@ import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from inspector.probe.results import VERDICT_KEYS as _VERDICT_KEYS
+
 STAGE = "stage"
 PROGRESS = "progress"
 RESULT = "result"
@@ -31,15 +33,8 @@ STATUS_FAILED = "failed"        # the child reported an error, crashed, or ran o
 STATUS_TIMEOUT = "timeout"
 STATUS_CANCELLED = "cancelled"
 
-VERDICT_KEYS = (
-    "collapsed",
-    "nondeterministic",
-    "batch_dependent",
-    "scale_sensitive",
-    "train_infer_gap",
-    "nan_outputs",
-    "roundtrip_mismatch",
-)
+# The verdict keys, in display order: the fields of results.Verdict.
+VERDICT_KEYS = _VERDICT_KEYS
 
 
 def encode(event: dict[str, Any]) -> str:

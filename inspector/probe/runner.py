@@ -7,7 +7,6 @@ kills it and anything it started; a crash, a hang or an out-of-memory kill becom
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import queue
@@ -21,57 +20,30 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from inspector.cost import macs_per_sample
 from inspector.graph import ModelGraph
 from inspector.options import Options
 from inspector.probe import protocol
-from inspector.probe.input_range import infer_input_range
-from inspector.probe.token_inputs import token_inputs
+from inspector.probe.results import ProbePlan, ProbeSection
 from inspector.report.model import Report
+from inspector.run.gate import skip_reason
 
-# Static findings that keep the probe off without --trust: code the file would run, and a
-# polyglot file (Keras may load a different model than the one the static pass read).
-RISKY_RULES = ("lambda-layer", "custom-object", "untrusted-module-reference",
-               "polyglot-container", "savedmodel-metadata-mismatch", "savedmodel-dangerous-op")
 STDERR_TAIL = 1500
 _EOF = object()
 
 
-def tensorflow_available() -> bool:
-    """Whether the probe can run at all; a spec lookup, never an import."""
-    return importlib.util.find_spec("tensorflow") is not None
-
-
 def build_plan(graph: ModelGraph, options: Options) -> dict[str, Any]:
-    """What the child needs: the file, static input specs and Embedding vocab as fallbacks."""
-    vocabs = [int(n.config["input_dim"]) for n in graph.walk()
-              if n.class_name == "Embedding" and isinstance(n.config.get("input_dim"), int)]
-    return {
-        "path": os.path.abspath(graph.path),
-        "format": graph.format,
-        "inputs": [t.as_dict() for t in graph.inputs],
-        "vocab": min(vocabs) if vocabs else None,
-        "id_inputs": token_inputs(graph),
-        "macs_per_sample": macs_per_sample(graph),
-        "input_range": infer_input_range(graph),
-        "options": {
-            "device": options.device,
-            "samples": options.samples,
-            "seed": options.seed,
-            "inputs": os.path.abspath(options.inputs) if options.inputs else None,
-            "trust": options.trust,
-            "memory_mb": options.probe_memory_mb,
-        },
-    }
+    """The child's plan as JSON (see results.ProbePlan; kinspect diff extends it)."""
+    return ProbePlan.from_options(graph, options).to_json()
 
 
 class ProbeRunner:
     """The real EventSource: one child process per instance, events in order, one terminal
     event (``result`` or ``error``) at the end."""
 
-    def __init__(self, plan: dict[str, Any], timeout: float,
+    def __init__(self, plan: ProbePlan | dict[str, Any], timeout: float,
                  env: dict[str, str] | None = None) -> None:
-        self.plan = plan
+        # JSON from here on: what the child reads (a dict may be a batch plan, tests)
+        self.plan = plan.to_json() if isinstance(plan, ProbePlan) else plan
         self.timeout = timeout
         self.env = env
         self._proc: subprocess.Popen[str] | None = None
@@ -255,59 +227,17 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 _STATUS_FOR_KIND = {"timeout": protocol.STATUS_TIMEOUT, "cancelled": protocol.STATUS_CANCELLED}
 
 
-def skip_reason(report: Report, options: Options) -> tuple[str, str] | None:
-    """(status, reason) when the probe must not run; None when it may."""
-    if not tensorflow_available():
-        return (protocol.STATUS_SKIPPED, "TensorFlow is not installed; install the 'probe' "
-                                         "extra (pip install 'kinspect[probe]') to run the probe")
-    if not report.graph.has_architecture:
-        return (protocol.STATUS_SKIPPED, "the file has no architecture (weights only): "
-                                         "nothing to run")
-    if options.trust:
-        return None
-    risky, unchecked = _code_evidence(report, options)
-    if risky or unchecked:
-        where = sorted({f"{f.layer or 'model'} ({f.rule})" for f in risky}
-                       | {f"model ({name} could not check it)" for name in unchecked})
-        return (protocol.STATUS_REFUSED, "loading would run code from the file: "
-                + ", ".join(where) + "; pass --trust to probe it anyway")
-    return None
-
-
-def _code_evidence(report: Report, options: Options) -> tuple[list[Any], list[str]]:
-    """Static findings that mean "loading runs code", and the security rules that crashed.
-
-    ``--select``/``--ignore`` silence findings, not this gate: deselected security rules run
-    here anyway (their findings only decide the refusal). A security rule that crashed on
-    the file could not vouch for it, so it counts as a reason to refuse too.
-    """
-    from inspector.rules.registry import all_rules, run_rules, select_rules
-    from inspector.stats import StatsCache
-
-    risky = [f for f in report.findings if f.rule in RISKY_RULES and f.source == "static"]
-    chosen = {r.name for r in select_rules(options.select, options.ignore)}
-    skipped = [r for r in all_rules() if r.name in RISKY_RULES and r.name not in chosen]
-    errors = list(report.errors)
-    if skipped:
-        more, more_errors = run_rules(report.graph, report.stats or StatsCache(), skipped)
-        risky += more
-        errors += more_errors
-    unchecked = sorted({str(e.get("source", "")).removeprefix("rule:") for e in errors
-                        if e.get("kind") == "rule-crashed"
-                        and str(e.get("source", "")).removeprefix("rule:") in RISKY_RULES})
-    return risky, unchecked
-
-
 def attach_probe(report: Report, options: Options,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  source: protocol.EventSource | None = None) -> None:
     """Run the probe (or say why not) and merge its section and findings into ``report``."""
     skipped = skip_reason(report, options)
     if skipped is not None:
-        report.probe = {"status": skipped[0], "reason": skipped[1], "verdict": None}
+        report.probe = ProbeSection.not_run(skipped[0], skipped[1])
         return
     if source is None:
-        source = ProbeRunner(build_plan(report.graph, options), options.probe_timeout)
+        source = ProbeRunner(ProbePlan.from_options(report.graph, options),
+                             options.probe_timeout)
     result: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
     for event in source.events():
@@ -320,12 +250,12 @@ def attach_probe(report: Report, options: Options,
     if result is None:
         failure = failure or _error("crashed", "the probe ended without a result")
         kind = str(failure.get("kind", "crashed"))
-        report.probe = {"status": _STATUS_FOR_KIND.get(kind, protocol.STATUS_FAILED),
-                        "reason": failure.get("message"), "error_kind": kind, "verdict": None}
+        report.probe = ProbeSection.not_run(_STATUS_FOR_KIND.get(kind, protocol.STATUS_FAILED),
+                                            failure.get("message"), error_kind=kind)
         report.errors.append({"source": "probe", "kind": f"probe-{kind}",
                               "message": str(failure.get("message", ""))})
         return
-    report.probe = result
+    report.probe = ProbeSection.from_json(result)
     from inspector.rules.probe_rules import probe_findings
 
     report.add_findings(probe_findings(report, options))

@@ -18,15 +18,12 @@ from typing import Any
 from inspector.graph import CallNode, LayerNode, TensorRef
 
 MODEL_CLASSES = frozenset({"Sequential", "Functional"})
-WRAPPER_CLASSES = frozenset({"TimeDistributed", "Bidirectional", "Wrapper"})
 # Built-in RNN layers whose config flattens the cell's; the cell becomes a synthetic child.
 RNN_CELLS = {
     "LSTM": "LSTMCell", "GRU": "GRUCell", "SimpleRNN": "SimpleRNNCell",
     "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell",
     "ConvLSTM1D": "ConvLSTMCell", "ConvLSTM2D": "ConvLSTMCell", "ConvLSTM3D": "ConvLSTMCell",
 }
-POLICY_CLASSES = frozenset({"DTypePolicy", "Policy", "FloatDTypePolicy", "QuantizedDTypePolicy",
-                            "QuantizedFloat8DTypePolicy", "DTypePolicyMap"})
 STRUCTURE_KEYS = ("layers", "layer", "backward_layer", "cell", "cells")
 # Keras 3 functional configs also list plain ops (``x != 0`` -> NotEqual); not layers.
 OPERATION_MODULES = ("keras.src.ops", "keras.ops")

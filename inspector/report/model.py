@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector import __version__
+from inspector.findings import SEVERITY_RANK, Finding, sort_key
 from inspector.graph import LayerNode, ModelGraph, Shape
-from inspector.rules.registry import SEVERITY_RANK, Finding, sort_key
+from inspector.probe.results import ProbeSection
+from inspector.probe.results import section as probe_section
 from inspector.stats import StatsCache
 
 # 1.1: container_issues and diagnosis added.
@@ -22,8 +24,14 @@ class Report:
     graph: ModelGraph
     findings: list[Finding] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
-    probe: dict[str, Any] | None = None
+    probe: ProbeSection | None = None
     stats: StatsCache | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # the probe section is typed; a caller holding its JSON form (tests) is read through
+        if name == "probe":
+            value = probe_section(value)
+        super().__setattr__(name, value)
 
     def add_findings(self, new: list[Finding]) -> None:
         self.findings.extend(new)
@@ -77,7 +85,7 @@ class Report:
             "layers": [self._layer_dict(n) for n in g.walk()],
             "findings": [f.as_dict() for f in self.findings],
             "container_issues": [i.as_dict() for i in g.container_issues],
-            "probe": self.probe,
+            "probe": self.probe.to_json() if self.probe is not None else None,
             "errors": list(self.errors),
         }
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import textwrap
 from functools import cache
 from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
@@ -26,9 +25,10 @@ from typing import Any
 from urllib.parse import quote
 
 from inspector import __version__
+from inspector.findings import Finding
 from inspector.report.json_out import _finite
 from inspector.report.model import Report
-from inspector.rules.registry import Finding, Rule, all_rules
+from inspector.rules.registry import Rule, all_rules
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -89,10 +89,7 @@ def fingerprint(code: str, layer: str | None, uri: str, occurrence: int) -> str:
 
 
 def _rule_entry(rule: Rule) -> dict[str, Any]:
-    from inspector.rules_cli import _body, _summary
-
-    body = textwrap.dedent(_body(rule)).strip()
-    summary = _summary(rule)
+    body, summary = rule.body, rule.summary
     full = f"{summary}\n\n{body}" if body else summary
     return {
         "id": rule.code,

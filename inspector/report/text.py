@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from inspector.graph import ContainerIssue, LayerNode
+from inspector.probe.results import ProbeSection
 from inspector.report.model import Report, shape_json
 from inspector.report.training import training_summary
 
@@ -117,20 +118,19 @@ def _container_lines(issues: list[ContainerIssue]) -> list[str]:
     return lines
 
 
-def _probe_lines(probe: dict[str, Any] | None) -> list[str]:
+def _probe_lines(probe: ProbeSection | None) -> list[str]:
     if probe is None:
         return []
-    lines = ["", f"probe: {probe.get('status', '?')}"]
-    if probe.get("reason"):
-        lines.append(f"  {probe['reason']}")
-    if probe.get("device"):
-        lines.append(f"  device {probe['device']}  loader {probe.get('loader', '?')}")
-    verdict = probe.get("verdict") or {}
-    raised = [k for k, v in sorted(verdict.items()) if v]
-    if verdict:
+    lines = ["", f"probe: {probe.status or '?'}"]
+    if probe.reason:
+        lines.append(f"  {probe.reason}")
+    if probe.device:
+        lines.append(f"  device {probe.device}  loader {probe.loader or '?'}")
+    if probe.verdict is not None:
+        raised = sorted(probe.verdict.raised())
         lines.append("  verdict: " + (", ".join(raised) if raised else "healthy"))
-    rng = probe.get("input_range")
-    if isinstance(rng, dict) and rng.get("label"):
-        lines.append(f"  judged on {rng['label']} inputs ({rng.get('confidence', '?')} "
-                     f"confidence): {rng.get('reason', '')}")
+    rng = probe.range
+    if rng.label:
+        lines.append(f"  judged on {rng.label} inputs ({rng.confidence or '?'} "
+                     f"confidence): {rng.reason or ''}")
     return lines

@@ -10,27 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from inspector.graph import LayerNode, ModelGraph
-from inspector.rules.common import (
-    DROPOUT_CLASSES,
-    PROBABILITY,
-    SOFTMAX_LIKE,
-    activation_name,
-    applied_activation,
-    final_activation,
-    model_output,
-    output_nodes,
-    producer,
-    reported,
-    shape_of,
-)
 from inspector.rules.layer_facts import (
     ACTIVATION_LAYERS,
     AFFINE_CLASSES,
     BN_CLASSES,
+    DROPOUT_CLASSES,
     PASS_THROUGH,
+    PROBABILITY,
     RELU_LIKE,
+    SOFTMAX_LIKE,
+    activation_name,
+    applied_activation,
     consumers,
+    final_activation,
+    model_output,
+    output_nodes,
+    producer,
     producers,
+    reported,
+    shape_of,
 )
 from inspector.rules.registry import Hit, RuleContext, register
 

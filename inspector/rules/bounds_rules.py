@@ -18,14 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from inspector.graph import LayerNode, ModelGraph, TensorSpec
-from inspector.rules.common import applied_activation, number, shape_of
 from inspector.rules.config_rules import _implied_range
 from inspector.rules.layer_facts import (
     BN_CLASSES,
     PASS_THROUGH,
     RELU_LIKE,
+    applied_activation,
+    number,
     producers,
     read_small,
+    shape_of,
     weights_by_name,
 )
 from inspector.rules.registry import Hit, RuleContext, register

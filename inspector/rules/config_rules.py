@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from inspector.graph import LayerNode
 from inspector.rules import init_penalty
-from inspector.rules.common import (
+from inspector.rules.layer_facts import (
     DROPOUT_CLASSES,
     PROBABILITY,
     SOFTMAX_LIKE,

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.graph import LayerNode, ModelGraph, Shape
-from inspector.rules.common import effectively_trainable, number, reported
-from inspector.rules.layer_facts import short_name
+from inspector.rules.layer_facts import effectively_trainable, number, reported, short_name
 from inspector.rules.registry import Hit, RuleContext
 
 # regularizer key -> (variable it penalizes, initializer key of that variable, default init)

@@ -1,31 +1,40 @@
 """Probe rules: findings the dynamic probe proves with numbers (codes KIN100+).
 
-Each rule reads the report's ``probe`` section (measured in the child, see
-``inspector/probe/measure.py`` for the thresholds) and yields hits like a static rule, so
-probe findings share the catalog, the docs, ``--select``/``--ignore`` and every renderer.
-The probe's dead-unit finding reuses the static ``dead-units`` rule's code with source
-``probe``. ``probe_findings`` also links probe findings to the static ones they confirm.
+Each rule reads the report's typed ``probe`` section (``inspector.probe.results``; measured
+in the child, see ``inspector/probe/measure.py`` for the thresholds) and yields hits like a
+static rule, so probe findings share the catalog, the docs, ``--select``/``--ignore`` and
+every renderer. The probe's dead-unit finding reuses the static ``dead-units`` rule's code
+with source ``probe``. ``probe_findings`` also links probe findings to the static ones they confirm.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
+from inspector.findings import Finding
 from inspector.probe.inputs import RANGE_LABELS
-from inspector.rules.registry import (
-    REGISTRY,
-    Finding,
-    Hit,
-    RuleContext,
-    register,
-    select_rules,
+from inspector.probe.results import (
+    BatchDependence,
+    Check,
+    EagerVsGraph,
+    GapRange,
+    Nondeterminism,
+    OutputStats,
+    ProbeInput,
+    ProbeSection,
+    Roundtrip,
+    TrainInferGap,
+    most_one_class,
 )
+from inspector.rules.registry import REGISTRY, Hit, RuleContext, register, select_rules
 
 if TYPE_CHECKING:   # report.model imports the registry, which loads this package
     from inspector.options import Options
     from inspector.report.model import Report
+
+C = TypeVar("C", bound=Check)
 
 DEAD_FRACTION = 0.5     # a layer with at least this share of never-firing units is reported
 # Inputs with at most this many features leave many ReLU units silent by design.
@@ -68,18 +77,22 @@ NEEDS_REAL_INPUTS = frozenset({"bn-stats-uninitialized", "bn-stats-missing",
 class ProbeContext(RuleContext):
     """A rule context that also carries the probe section."""
 
-    probe: dict[str, Any] | None = None
+    probe: ProbeSection | None = None
 
 
-def _check(ctx: RuleContext, name: str) -> dict[str, Any]:
-    probe = getattr(ctx, "probe", None) or {}
-    value = (probe.get("checks") or {}).get(name)
-    return value if isinstance(value, dict) else {}
+def _probe(ctx: RuleContext) -> ProbeSection:
+    """The context's probe section (an empty one outside a probe run)."""
+    probe = getattr(ctx, "probe", None)
+    return probe if isinstance(probe, ProbeSection) else ProbeSection()
+
+
+def _check(ctx: RuleContext, cls: type[C], name: str) -> C:
+    return _probe(ctx).check(cls, name)
 
 
 def _verdict(ctx: RuleContext, key: str) -> bool:
-    probe = getattr(ctx, "probe", None) or {}
-    return bool((probe.get("verdict") or {}).get(key))
+    verdict = _probe(ctx).verdict
+    return bool(getattr(verdict, key, False)) if verdict is not None else False
 
 
 @register("KIN100", "output-collapsed", "error",
@@ -105,40 +118,37 @@ def output_collapsed(ctx: RuleContext) -> Iterator[Hit]:
     """
     if not _verdict(ctx, "collapsed"):
         return
-    probe = getattr(ctx, "probe", None) or {}
-    outputs = probe.get("outputs") or [{}]
-    worst = max(outputs, key=lambda o: o.get("top_class_fraction") or 0.0)
-    layer = probe.get("collapse_layer")    # probe paths are the graph's paths
-    fraction = worst.get("top_class_fraction")
-    collapsed_on = [d for d, v in (probe.get("distributions") or {}).items() if v.get("collapsed")]
+    probe = _probe(ctx)
+    worst = most_one_class(probe.outputs)
+    layer = probe.collapse_layer    # probe paths are the graph's paths
+    collapsed_on = [d for d, v in probe.range_results().items() if v.collapsed]
     yield Hit(layer, {
         "inputs": inputs_label(probe),
         "what": collapse_what(worst),
-        "top_class": worst.get("top_class"),
-        "top_class_fraction": fraction,
-        "std_max": worst.get("std_max") or 0.0,
-        "output": worst.get("name"),
+        "top_class": worst.top_class,
+        "top_class_fraction": worst.top_class_fraction,
+        "std_max": worst.std_max or 0.0,
+        "output": worst.name,
         "collapsed_on": collapsed_on,
         "collapse_layer": layer,
-        "input_range": probe.get("input_range"),
+        "input_range": probe.input_range.to_json() if probe.input_range is not None else None,
         "where": f"; variation dies at {layer}" if layer else "",
     })
 
 
-def inputs_label(probe: dict[str, Any]) -> str:
+def inputs_label(probe: ProbeSection) -> str:
     """Which inputs a verdict was judged on, in words ("real inputs", "[0,1] inputs (image
     input: ...)")."""
-    if probe.get("real_inputs"):
+    if probe.real_inputs:
         return "real inputs"
-    rng = probe.get("input_range") or {}
-    if rng.get("label"):
-        return f"{rng['label']} inputs, the model's assumed range"
-    return str(probe.get("outputs_from") or "random inputs")
+    if probe.range.label:
+        return f"{probe.range.label} inputs, the model's assumed range"
+    return str(probe.outputs_from or "random inputs")
 
 
-def collapse_what(stats: dict[str, Any]) -> str:
+def collapse_what(stats: OutputStats) -> str:
     """"class 1 for 96% of them" for a classifier, "the same value" otherwise."""
-    top, fraction = stats.get("top_class"), stats.get("top_class_fraction")
+    top, fraction = stats.top_class, stats.top_class_fraction
     if top is None or fraction is None:
         return "nearly the same value for all of them"
     share = "all" if fraction >= 1.0 else f"{fraction:.0%}"
@@ -159,10 +169,10 @@ def nondeterministic_inference(ctx: RuleContext) -> Iterator[Hit]:
     """
     if not _verdict(ctx, "nondeterministic"):
         return
-    c = _check(ctx, "nondeterminism")
-    p, k = c.get("predict_max_rel_diff") or 0.0, c.get("call_max_rel_diff") or 0.0
+    c = _check(ctx, Nondeterminism, "nondeterminism")
+    p, k = c.predict_max_rel_diff or 0.0, c.call_max_rel_diff or 0.0
     yield Hit(None, {"diff": max(p, k), "predict_diff": p, "call_diff": k,
-                     "threshold": c.get("threshold") or 0.0})
+                     "threshold": c.threshold or 0.0})
 
 
 @register("KIN102", "batch-size-dependent", "error",
@@ -177,9 +187,9 @@ def batch_size_dependent(ctx: RuleContext) -> Iterator[Hit]:
     sample gets probability 1.0. Compared: one batched call vs the same samples one by one.
     """
     if _verdict(ctx, "batch_dependent"):
-        c = _check(ctx, "batch_dependence")
-        yield Hit(None, {"max_rel_diff": c.get("max_rel_diff") or 0.0,
-                         "samples": c.get("samples") or 0, "threshold": c.get("threshold") or 0.0})
+        c = _check(ctx, BatchDependence, "batch_dependence")
+        yield Hit(None, {"max_rel_diff": c.max_rel_diff or 0.0, "samples": c.samples or 0,
+                         "threshold": c.threshold or 0.0})
 
 
 @register("KIN103", "train-infer-gap", "warning",
@@ -200,21 +210,20 @@ def train_infer_gap(ctx: RuleContext) -> Iterator[Hit]:
     """
     if not _verdict(ctx, "train_infer_gap"):
         return
-    c = _check(ctx, "train_infer_gap")
-    per = c.get("per_distribution") or {}
-    collapsing = list(c.get("inference_collapses_on") or [])
+    c = _check(ctx, TrainInferGap, "train_infer_gap")
+    per = {d: v for d, v in (c.per_distribution or {}).items() if isinstance(v, GapRange)}
+    collapsing = list(c.inference_collapses_on or [])
     key = collapsing[0] if collapsing else min(
-        per, key=lambda d: per[d].get("diff_over_spread") or 0.0, default=None)
-    entry = per.get(key or "", {})
-    ratio = float(entry.get("diff_over_spread") or c.get("min_diff_over_spread") or 0.0)
-    agreement = entry.get("argmax_agreement")
+        per, key=lambda d: per[d].diff_over_spread or 0.0, default=None)
+    entry = per.get(key or "") or GapRange()
+    ratio = float(entry.diff_over_spread or c.min_diff_over_spread or 0.0)
+    agreement = entry.argmax_agreement
     parts = (["inference outputs collapse while training-mode outputs follow the inputs"]
              if collapsing else [])
     parts.append(f"mean difference {ratio:.3g} x the output spread")
     if agreement is not None:
         parts.append(f"argmax agreement {agreement:.0%}")
-    probe = getattr(ctx, "probe", None) or {}
-    yield Hit(None, {"inputs": "real inputs" if key == "real" else inputs_label(probe),
+    yield Hit(None, {"inputs": "real inputs" if key == "real" else inputs_label(_probe(ctx)),
                      "how": ", ".join(parts), "diff_over_spread": ratio,
                      "argmax_agreement": agreement, "range": key,
                      "inference_collapses_on": collapsing})
@@ -238,11 +247,11 @@ def input_scale_sensitive(ctx: RuleContext) -> Iterator[Hit]:
     """
     if not _verdict(ctx, "scale_sensitive"):
         return
-    probe = getattr(ctx, "probe", None) or {}
-    dists = probe.get("distributions") or {}
-    own = (probe.get("input_range") or {}).get("name")
-    failing = [d for d in probe.get("confusable_distributions") or []
-               if (dists.get(d) or {}).get("collapsed")]
+    probe = _probe(ctx)
+    dists = probe.range_results()
+    own = probe.range.name
+    failing = [d for d in probe.confusable_distributions or []
+               if d in dists and dists[d].collapsed]
     labels = {d: RANGE_LABELS.get(d, d) for d in [*failing, own or ""]}
     yield Hit(None, {"working": labels.get(own or "", own or "?"),
                      "failing": ", ".join(labels[d] for d in failing),
@@ -262,9 +271,8 @@ def nan_outputs(ctx: RuleContext) -> Iterator[Hit]:
     """
     if not _verdict(ctx, "nan_outputs"):
         return
-    probe = getattr(ctx, "probe", None) or {}
-    graph = sum(int(d.get("nan") or 0) for d in (probe.get("distributions") or {}).values())
-    eager = _check(ctx, "eager_vs_graph").get("eager_nan")
+    graph = sum(int(d.nan or 0) for d in _probe(ctx).range_results().values())
+    eager = _check(ctx, EagerVsGraph, "eager_vs_graph").eager_nan
     yield Hit(None, {"graph": graph, "eager": "NaN/Inf" if eager else "finite"})
 
 
@@ -280,9 +288,8 @@ def roundtrip_mismatch(ctx: RuleContext) -> Iterator[Hit]:
     (unsaved variables, custom layers without ``get_config``): migrating it will break it.
     """
     if _verdict(ctx, "roundtrip_mismatch"):
-        c = _check(ctx, "roundtrip")
-        yield Hit(None, {"max_rel_diff": c.get("max_rel_diff") or 0.0,
-                         "threshold": c.get("threshold") or 0.0})
+        c = _check(ctx, Roundtrip, "roundtrip")
+        yield Hit(None, {"max_rel_diff": c.max_rel_diff or 0.0, "threshold": c.threshold or 0.0})
 
 
 @register("KIN107", "duplicate-inputs", "warning",
@@ -295,14 +302,14 @@ def duplicate_inputs(ctx: RuleContext) -> Iterator[Hit]:
     A data pipeline that feeds the same image again and again makes any model look collapsed;
     identical files or rows are reported before blaming the model.
     """
-    probe = getattr(ctx, "probe", None) or {}
-    groups = (probe.get("real_inputs") or {}).get("duplicates") or []
+    real = _probe(ctx).real_inputs
+    groups = (real.duplicates if real is not None else None) or []
     if groups:
         yield Hit(None, {"count": len(groups), "example": " = ".join(groups[0][:3]),
                          "groups": groups})
 
 
-def _dead_unit_findings(report: Report, probe: dict[str, Any]) -> list[Finding]:
+def _dead_unit_findings(report: Report, probe: ProbeSection) -> list[Finding]:
     """Layers where most units never fire on any probed input (static rule's code, source
     probe); the static rule registers the code, the fallback keeps the probe independent.
 
@@ -314,28 +321,30 @@ def _dead_unit_findings(report: Report, probe: dict[str, Any]) -> list[Finding]:
     code = static.code if static is not None else "KIN016"
     few = 0 < _input_features(probe) <= SMALL_INPUT
     out = []
-    for row in probe.get("layers") or []:
-        frac = row.get("dead_fraction")
-        if frac is None or frac < DEAD_FRACTION or row.get("class_name") in INHERITS_ZEROS:
+    for row in probe.layer_rows():
+        frac = row.dead_fraction
+        if frac is None or frac < DEAD_FRACTION or row.class_name in INHERITS_ZEROS:
             continue
         if few and frac < 1.0:
             continue
-        layer = row.get("path")
+        layer = row.path
         out.append(Finding(
             code=code, rule="dead-units", severity="error" if frac >= 1.0 else "warning",
             message=f"{frac:.0%} of the units of {layer} never activate on any probed input",
-            layer=layer, evidence={"dead_fraction": frac, "shape": row.get("shape")},
+            layer=layer, evidence={"dead_fraction": frac, "shape": row.shape},
             hint="lower the negative biases / re-initialize the layer, or use LeakyReLU",
             source="probe"))
     return out
 
 
-def _input_features(probe: dict[str, Any]) -> int:
+def _input_features(probe: ProbeSection) -> int:
     """Values per sample over all float inputs (0 when unknown)."""
     total = 0
-    for spec in probe.get("inputs") or []:
-        shape = spec.get("generated_shape") or []
-        if "int" in str(spec.get("dtype") or ""):
+    for spec in probe.inputs or []:
+        if not isinstance(spec, ProbeInput):
+            continue
+        shape = spec.generated_shape or []
+        if "int" in str(spec.dtype or ""):
             continue
         n = 1
         for d in shape:
@@ -350,28 +359,27 @@ COLLAPSE_CAUSES = ("all-layers-frozen", "dropout-rate-high", "zero-weights",
                    "softmax-single-unit", "dead-units", "dead-units-by-bounds")
 
 
-def link_near_collapse(report: Report, probe: dict[str, Any]) -> None:
+def link_near_collapse(report: Report, probe: ProbeSection) -> None:
     """Static suspicion + probe evidence: a model near-collapsed on its own range (one class
     for >= 90 % of inputs, probabilities barely moving; see measure.NEAR_TOP_CLASS) whose
     static findings name a collapse cause is collapsed. Sets the verdict and says why, so
     every renderer shows the same answer."""
-    verdict = probe.get("verdict")
-    if not verdict or verdict.get("collapsed") or not probe.get("near_collapsed"):
+    verdict = probe.verdict
+    if verdict is None or verdict.collapsed or not probe.near_collapsed:
         return
     causes = [f for f in report.findings if f.source == "static" and f.rule in COLLAPSE_CAUSES]
     if not causes:
         return
-    verdict["collapsed"] = True
-    worst = max((o for o in probe.get("outputs") or []),
-                key=lambda o: o.get("top_class_fraction") or 0.0, default={})
-    probe["collapsed_because"] = (f"near-collapsed on {inputs_label(probe)} ("
+    verdict.collapsed = True
+    worst = most_one_class(probe.outputs)
+    probe.collapsed_because = (f"near-collapsed on {inputs_label(probe)} ("
                                   f"{collapse_what(worst)}) and the static finding "
                                   f"{causes[0].rule} explains it")
 
 
 def probe_findings(report: Report, options: Options) -> list[Finding]:
     """Probe findings for a finished probe section, linked to the static findings."""
-    probe = report.probe or {}
+    probe = report.probe if report.probe is not None else ProbeSection()
     link_near_collapse(report, probe)
     ctx = ProbeContext(graph=report.graph, stats=report.stats, probe=probe)  # type: ignore[arg-type]
     found: list[Finding] = []
@@ -385,7 +393,7 @@ def probe_findings(report: Report, options: Options) -> list[Finding]:
     return found
 
 
-def link(static: list[Finding], probe_found: list[Finding], probe: dict[str, Any]) -> None:
+def link(static: list[Finding], probe_found: list[Finding], probe: ProbeSection) -> None:
     """Mark static findings confirmed/unconfirmed by the probe and cross-reference names."""
     for p in probe_found:
         for s in static:
@@ -400,9 +408,9 @@ def link(static: list[Finding], probe_found: list[Finding], probe: dict[str, Any
                 if b not in a.related:
                     a.related.append(b)
     checkable = {name for names in CONFIRMS.values() for name in names}
-    if probe.get("verdict") is None:
+    if probe.verdict is None:
         return
-    if not probe.get("real_inputs"):
+    if not probe.real_inputs:
         checkable -= NEEDS_REAL_INPUTS
     for s in static:
         if s.source == "static" and s.rule in checkable and s.confirmation is None:

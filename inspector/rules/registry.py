@@ -8,50 +8,18 @@ lack a code, a valid name, a severity or a docstring, so the catalog stays docum
 from __future__ import annotations
 
 import re
+import textwrap
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from inspector.findings import SEVERITIES, Finding, sort_key
 from inspector.graph import LayerNode, ModelGraph
-from inspector.stats import StatsCache, WeightStats
+from inspector.stats import StatsCache
 
-SEVERITIES = ("error", "warning", "info")
-SEVERITY_RANK = {"info": 1, "warning": 2, "error": 3}
 _CODE_RE = re.compile(r"^KIN\d{3}$")
 _NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-
-
-@dataclass
-class Finding:
-    """One problem, static or from the probe, as it appears in every output format."""
-
-    code: str
-    rule: str
-    severity: str
-    message: str
-    layer: str | None
-    evidence: dict[str, Any]
-    hint: str
-    source: str = "static"
-    # Probe linkage: "confirmed" / "unconfirmed" on a static finding the probe judged,
-    # and the rule names of the findings this one confirms or is confirmed by.
-    confirmation: str | None = None
-    related: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "rule": self.rule,
-            "severity": self.severity,
-            "message": self.message,
-            "layer": self.layer,
-            "evidence": self.evidence,
-            "hint": self.hint,
-            "source": self.source,
-            "confirmation": self.confirmation,
-            "related": list(self.related),
-        }
 
 
 @dataclass
@@ -74,12 +42,6 @@ class RuleContext:
     graph: ModelGraph
     stats: StatsCache
 
-    def weight_stats(self, node: LayerNode, weight_name: str) -> WeightStats | None:
-        w = node.weight(weight_name)
-        if w is None or w.source is None:
-            return None
-        return self.stats.get(w)
-
 
 @dataclass
 class Rule:
@@ -100,7 +62,21 @@ class Rule:
 
     @property
     def summary(self) -> str:
-        return self.doc.splitlines()[0] if self.doc else ""
+        """The whole first paragraph of the docstring (it may wrap over several lines)."""
+        para: list[str] = []
+        for line in self.doc.splitlines():
+            if not line.strip():
+                break
+            para.append(line.strip())
+        return " ".join(para)
+
+    @property
+    def body(self) -> str:
+        """The docstring after its summary paragraph, dedented (as inspect.cleandoc would)."""
+        rest = (self.check.__doc__ or "").expandtabs().splitlines()[1:]
+        while rest and rest[0].strip():  # the summary's wrapped lines
+            rest = rest[1:]
+        return textwrap.dedent("\n".join(rest)).strip()
 
     def finding(self, hit: Hit) -> Finding:
         layer = hit.layer.path if isinstance(hit.layer, LayerNode) else hit.layer
@@ -237,6 +213,3 @@ def run_rules(
     findings.sort(key=sort_key)
     return findings, errors
 
-
-def sort_key(f: Finding) -> tuple[int, str, str]:
-    return (-SEVERITY_RANK.get(f.severity, 0), f.code, f.layer or "")

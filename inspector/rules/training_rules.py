@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.graph import LayerNode
-from inspector.rules.common import (
+from inspector.rules.layer_facts import (
     PROBABILITY,
     SOFTMAX_LIKE,
     final_activation,

@@ -1,6 +1,6 @@
 """Rules that read the stored weight values: missing or stale statistics, NaN, dead units.
 
-Each rule streams through ``ctx.weight_stats`` (one pass per tensor, shared with the report
+Each rule streams through ``ctx.stats`` (one pass per tensor, shared with the report
 and the TUI) and reads a tensor whole only when it needs per-unit values of a small tensor.
 """
 
@@ -12,13 +12,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from inspector.graph import LayerNode, WeightInfo
-from inspector.rules.common import (
-    applied_activation,
-    effectively_trainable,
-    final_activation,
-    output_nodes,
-    producer,
-)
 from inspector.rules.layer_facts import (
     BN_CLASSES,
     BOUNDED,
@@ -26,8 +19,13 @@ from inspector.rules.layer_facts import (
     NORMALIZATION_CLASSES,
     PASS_THROUGH,
     RELU_LIKE,
+    applied_activation,
+    effectively_trainable,
+    final_activation,
     has_stored_weights,
     is_optimizer_weight,
+    output_nodes,
+    producer,
     producers,
     read_small,
     short_name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,14 +18,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from inspector.analyze import analyze_graph
 from inspector.graph import LayerNode
 from inspector.options import Options
 from inspector.probe.protocol import EventSource
-from inspector.readers import open_model
 from inspector.report.json_out import to_json
 from inspector.report.model import Report
-from inspector.stats import StatsCache
+from inspector.run.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from inspector.run.pipeline import analyze_graph, open_report, probe_source
 from inspector.tui.commands import LayerCommands
 from inspector.tui.messages import (
     JumpToLayer,
@@ -32,6 +32,7 @@ from inspector.tui.messages import (
     ProbeFinished,
     ShowRuleDoc,
     StaticFinished,
+    StatsProgress,
 )
 from inspector.tui.screens.export import ExportScreen
 from inspector.tui.screens.help import HelpScreen
@@ -47,10 +48,8 @@ SourceFactory = Callable[[Report, Options], EventSource]
 
 
 def default_source_factory(report: Report, options: Options) -> EventSource:
-    """The real probe runner (child process); imported late to keep startup light."""
-    from inspector.probe.runner import ProbeRunner, build_plan
-
-    return ProbeRunner(build_plan(report.graph, options), options.probe_timeout)
+    """The real probe runner (child process), as the CLI's run uses it."""
+    return probe_source(report, options)
 
 
 def default_export_path(model_path: str) -> str:
@@ -70,7 +69,7 @@ class KinspectApp(App[int]):
         Binding("f", "focus_findings", "Findings"),
         Binding("slash", "filter", "Filter"),
         Binding("p", "probe", "Probe"),
-        Binding("escape", "cancel_probe", "Cancel probe", show=False),
+        Binding("escape", "cancel", "Cancel", show=False),
         Binding("1", "detail_tab('tab-config')", "Config", show=False),
         Binding("2", "detail_tab('tab-weights')", "Weights", show=False),
         Binding("3", "detail_tab('tab-findings')", "Layer findings", show=False),
@@ -86,6 +85,8 @@ class KinspectApp(App[int]):
         self.report = report
         self.analysing = not analysed
         self._probe_wanted = False
+        self._stop_static = threading.Event()  # Escape while the statistics pass runs
+        self._shown_percent = -1
         self.options = options
         self.probe_source_factory = probe_source_factory or default_source_factory
         self._layer_index: dict[str, LayerNode] = {n.path: n for n in report.graph.walk()}
@@ -132,7 +133,8 @@ class KinspectApp(App[int]):
     @work(thread=True, exclusive=True, group="static", exit_on_error=False)
     def _analyse(self) -> None:
         try:
-            full = analyze_graph(self.report.graph, self.options, stats=self.report.stats)
+            full = analyze_graph(self.report.graph, self.options, stats=self.report.stats,
+                                 on_progress=self._stats_progress, cancel=self._stop_static)
         except Exception as exc:  # rules trap their own errors; this keeps the UI honest
             self.post_message(StaticFinished([], [{
                 "source": "tui", "kind": "analysis-crashed",
@@ -140,13 +142,27 @@ class KinspectApp(App[int]):
             return
         self.post_message(StaticFinished(full.findings, full.errors))
 
+    def _stats_progress(self, done: int, total: int) -> None:
+        """From the worker thread: post only whole-percent steps (thousands of tensors)."""
+        percent = 100 * done // total if total else 100
+        if percent != self._shown_percent:
+            self._shown_percent = percent
+            self.post_message(StatsProgress(done, total))
+
+    def on_stats_progress(self, message: StatsProgress) -> None:
+        header = self.query_one(ModelHeader)
+        header.progress = (message.done, message.total)
+        header.refresh_summary()
+
     def on_static_finished(self, message: StaticFinished) -> None:
         self.report.findings = message.findings
         self.report.errors = message.errors
         self.analysing = False
         self.query_one(ModelHeader).analysing = False
+        self.query_one(ModelHeader).progress = None
         self._findings_changed()
-        if self.options.probe or self._probe_wanted:
+        # Escape during the statistics pass meant "stop": the probe then waits for `p`.
+        if (self.options.probe and not self._stop_static.is_set()) or self._probe_wanted:
             self._start_probe(show=self._probe_wanted)
 
     def _findings_changed(self) -> None:
@@ -215,7 +231,7 @@ class KinspectApp(App[int]):
     def _start_probe(self, *, show: bool) -> None:
         """Run the probe; ``show`` brings its tab forward (an automatic start does so only
         when the probe will really run, not when it is skipped)."""
-        from inspector.probe.runner import skip_reason
+        from inspector.run.gate import skip_reason
 
         panel = self.query_one(ProbePanel)
         if show or (not self.analysing and skip_reason(self.report, self.options) is None):
@@ -230,7 +246,14 @@ class KinspectApp(App[int]):
         panel.start(self.report, self.options,
                     self.probe_source_factory(self.report, self.options))
 
-    def action_cancel_probe(self) -> None:
+    def action_cancel(self) -> None:
+        """Escape: stop the weight-statistics pass while it runs (the rules then finish
+        without the tensors not read yet), else cancel a running probe."""
+        if self.analysing:
+            if not self._stop_static.is_set():
+                self._stop_static.set()
+                self.notify("Stopping the weight statistics pass…")
+            return
         self.query_one(ProbePanel).cancel()
 
     def on_probe_finished(self, message: ProbeFinished) -> None:
@@ -248,27 +271,27 @@ def create_app(path: str, options: Options, *,
                probe_source_factory: SourceFactory | None = None) -> KinspectApp:
     """Open the model first (a bad file raises KinspectError here, before any screen), then
     the app around it; the rule catalog runs once the tree is visible."""
-    report = Report(graph=open_model(path), stats=StatsCache())
-    return KinspectApp(report, options, probe_source_factory, analysed=False)
+    return KinspectApp(open_report(path), options, probe_source_factory, analysed=False)
 
 
 def run_tui(path: str, options: Options) -> int:
     """Run the inspector on a terminal; KinspectError propagates to the CLI (exit 2).
 
-    The file is first opened once in a killable worker (see inspector/workers.py), so a file
-    that hangs or crashes libhdf5 ends with a one-line error instead of a frozen terminal.
+    The file is first opened once in a killable worker (see inspector/run/isolation.py), so
+    a file that hangs or crashes libhdf5 ends with a one-line error instead of a frozen
+    terminal.
     """
-    from inspector.batch import check_opens
-    from inspector.workers import run_isolated
+    from inspector.run.isolation import run_isolated
+    from inspector.run.outcome import check_opens
 
     preflight = run_isolated(path, options, "text", check_opens)
     if preflight.error is not None:
         print(preflight.error, file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     app = create_app(path, options)
     try:
         app.run()
     finally:
         if app.report.graph.close is not None:
             app.report.graph.close()
-    return app.return_code or 0
+    return app.return_code or EXIT_OK

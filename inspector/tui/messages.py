@@ -7,7 +7,8 @@ from typing import Any
 
 from textual.message import Message
 
-from inspector.rules.registry import Finding
+from inspector.findings import Finding
+from inspector.probe.results import ProbeSection
 
 
 @dataclass
@@ -57,6 +58,14 @@ class ProbeFinished(Message):
     """The probe ended: the report's new probe section (ok, refused, failed...), and the
     findings and errors lists with the probe's entries merged in (the runner merged them)."""
 
-    probe: dict[str, Any] | None
+    probe: ProbeSection | None
     findings: list[Finding]
     errors: list[dict[str, Any]]
+
+
+@dataclass
+class StatsProgress(Message):
+    """The static weight-statistics pass: ``done`` of ``total`` elements summarized."""
+
+    done: int
+    total: int

@@ -27,7 +27,7 @@ documentation), and the probe: verdicts, output classes, variation per layer.
 | `/` | filter the tree by layer name or class (Escape clears) |
 | `f` | focus the findings list |
 | `p` | run the probe again |
-| Escape | cancel a running probe |
+| Escape | stop the weight statistics pass, or cancel a running probe |
 | `e` | export the JSON report |
 | ctrl+p | command palette: jump to any layer by name |
 | `q` | quit |

@@ -11,7 +11,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from inspector.rules.registry import Finding, lookup
+from inspector.findings import Finding
+from inspector.rules.registry import lookup
 from inspector.tui.formatting import severity_badge
 from inspector.tui.widgets.layer_findings import finding_detail
 

@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from inspector.graph import LayerNode
+from inspector.probe.results import ProbeSection
 from inspector.tui import probe_view
 from inspector.tui.formatting import fmt_num, fmt_pct, styled
 
@@ -36,11 +37,11 @@ class ActivationsView(VerticalScroll):
     def compose(self):  # type: ignore[no-untyped-def]
         yield self._body
 
-    def show(self, node: LayerNode | None, probe: dict[str, Any] | None) -> None:
+    def show(self, node: LayerNode | None, probe: ProbeSection | None) -> None:
         self._body.update(activation_text(node, probe))
 
 
-def activation_text(node: LayerNode | None, probe: dict[str, Any] | None) -> Text:
+def activation_text(node: LayerNode | None, probe: ProbeSection | None) -> Text:
     state = probe_view.status(probe)
     if probe is None or state is None:
         return styled("The probe has not run yet: press p to run it.", "dim")
@@ -48,14 +49,15 @@ def activation_text(node: LayerNode | None, probe: dict[str, Any] | None) -> Tex
         return styled(f"No activations: the probe {state}. See the Probe tab.", "dim")
     if node is None:
         return styled("Select a layer.", "dim")
-    row = probe_view.layer_stats(probe, node.path)
-    if row is None:
+    found = probe_view.layer_stats(probe, node.path)
+    if found is None:
         return styled(f"The probe recorded no activations for {node.path}.", "dim")
     text = styled(f"{node.path}\n", "bold")
     collapse = probe_view.collapse_layer(probe)
     if collapse == node.path:
         text.append("outputs stop varying across inputs here (collapse point)\n",
                     style="bold red3")
+    row = found.to_json()           # every statistic the probe recorded, known ones first
     known = [k for k in _LABELS if k in row]
     for key in known + sorted(k for k in row if k not in _LABELS and k != "path"):
         value = row[key]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from inspector.findings import SEVERITY_RANK
 from inspector.graph import ContainerIssue
-from inspector.rules.registry import SEVERITY_RANK
 from inspector.tui.formatting import severity_badge, styled
 
 

@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from inspector.findings import Finding, sort_key
 from inspector.report.model import Report
-from inspector.rules.registry import Finding, sort_key
 from inspector.tui.formatting import severity_badge, styled
 from inspector.tui.messages import JumpToLayer, ShowRuleDoc
 

@@ -7,9 +7,9 @@ import os
 from rich.text import Text
 from textual.widgets import Static
 
+from inspector.findings import SEVERITY_RANK
 from inspector.report.model import Report
 from inspector.report.training import training_summary
-from inspector.rules.registry import SEVERITY_RANK
 from inspector.tui.formatting import SEVERITY_STYLE, severity_badge
 
 
@@ -27,15 +27,18 @@ class ModelHeader(Static):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.report = report
         self.analysing = False
+        self.progress: tuple[int, int] | None = None  # weight statistics: (done, total)
 
     def on_mount(self) -> None:
         self.refresh_summary()
 
     def refresh_summary(self) -> None:
-        self.update(summary_text(self.report, analysing=self.analysing))
+        self.update(summary_text(self.report, analysing=self.analysing,
+                                 progress=self.progress))
 
 
-def summary_text(report: Report, *, analysing: bool = False) -> Text:
+def summary_text(report: Report, *, analysing: bool = False,
+                 progress: tuple[int, int] | None = None) -> Text:
     g = report.graph
     name = os.path.basename(os.path.normpath(g.path))
     text = Text()
@@ -60,6 +63,9 @@ def summary_text(report: Report, *, analysing: bool = False) -> Text:
     text.append("  ")
     if analysing:
         text.append("checking rules…", style="italic")
+        if progress is not None and progress[1] > 0:
+            text.append(f" weights {100 * progress[0] // progress[1]}% (Escape stops)",
+                        style="italic")
     elif worst is None:
         text.append("no findings", style="bold green4")
     else:
@@ -90,7 +96,7 @@ def training_text(report: Report) -> Text:
 def diagnosis_text(report: Report) -> Text:
     """The headline diagnosis on its own line, once the probe has judged the model (before
     that it would only repeat the worst static finding the list already shows first)."""
-    diagnosis = report.diagnosis if (report.probe or {}).get("verdict") else None
+    diagnosis = report.diagnosis if report.probe is not None and report.probe.ok else None
     if not diagnosis:
         return Text()
     text = Text("\n")

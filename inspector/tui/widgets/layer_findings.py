@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from inspector.rules.registry import Finding
+from inspector.findings import Finding
 from inspector.tui.formatting import severity_badge, styled
 
 

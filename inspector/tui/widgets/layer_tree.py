@@ -13,9 +13,9 @@ from textual.containers import Vertical
 from textual.widgets import Input, Tree
 from textual.widgets.tree import TreeNode
 
+from inspector.findings import SEVERITY_RANK
 from inspector.graph import LayerNode, WeightInfo
 from inspector.report.model import Report
-from inspector.rules.registry import SEVERITY_RANK
 from inspector.tui.formatting import SEVERITY_MARK, SEVERITY_STYLE, fmt_shape, styled
 from inspector.tui.messages import LayerChosen
 

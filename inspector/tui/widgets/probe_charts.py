@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from rich.text import Text
 
+from inspector.probe.results import ProbeSection, Verdict
 from inspector.tui import probe_view
 from inspector.tui.formatting import fmt_num, fmt_pct, hbar, styled
 
 BAR_WIDTH = 24
 MAX_CLASSES = 10
 _LOG_FLOOR = 1e-8
-_VERDICT_LABELS = {
-    "collapsed": "outputs collapsed",
-    "nondeterministic": "nondeterministic",
-    "batch_dependent": "batch dependent",
-    "scale_sensitive": "input-scale sensitive",
-    "train_infer_gap": "train/infer gap",
-    "nan_outputs": "NaN outputs",
-    "roundtrip_mismatch": "save/load mismatch",
-}
 
 
-def verdicts_text(probe: dict[str, Any]) -> Text:
+def verdicts_text(probe: ProbeSection) -> Text:
     text = styled("Verdicts\n", "bold underline")
-    for key, value in probe_view.verdict(probe).items():
-        text.append(f"  {_VERDICT_LABELS.get(key, key):<22}")
+    for key, value in probe_view.verdict(probe):
+        text.append(f"  {Verdict.label(key):<22}")
         if value is None:
             text.append("not measured\n", style="dim")
         elif value:
@@ -37,16 +28,16 @@ def verdicts_text(probe: dict[str, Any]) -> Text:
     return text
 
 
-def class_histogram_text(probe: dict[str, Any]) -> Text:
+def class_histogram_text(probe: ProbeSection) -> Text:
     text = styled("Output classes (argmax)\n", "bold underline")
     shown = False
     for out in probe_view.outputs(probe):
-        pairs = probe_view.class_histogram(out)
+        pairs = out.classes()
         if not pairs:
             continue
         shown = True
-        text.append(f"  {out.get('name', 'output')}: most common class {pairs[0][0]} "
-                    f"= {fmt_pct(probe_view.top_class_fraction(out))} of inputs\n")
+        text.append(f"  {out.name or 'output'}: most common class {pairs[0][0]} "
+                    f"= {fmt_pct(out.top_class_fraction)} of inputs\n")
         for cls, count in pairs[:MAX_CLASSES]:
             text.append(f"  {cls:>8} ")
             text.append(hbar(count, pairs[0][1], BAR_WIDTH).ljust(BAR_WIDTH), style="green4")
@@ -60,9 +51,9 @@ def class_histogram_text(probe: dict[str, Any]) -> Text:
     return text
 
 
-def variation_text(probe: dict[str, Any]) -> Text:
+def variation_text(probe: ProbeSection) -> Text:
     """Across-input std per layer on a log scale; the collapse layer is marked."""
-    rows = [(str(r["path"]), probe_view.layer_std(r)) for r in probe_view.layers(probe)]
+    rows = [(str(r.path), r.std()) for r in probe_view.layers(probe)]
     text = styled("Variation across inputs per layer (log scale)\n", "bold underline")
     if not rows:
         text.append("  no per-layer statistics recorded\n", style="dim")
@@ -93,13 +84,14 @@ def variation_text(probe: dict[str, Any]) -> Text:
     return text
 
 
-def summary_text(probe: dict[str, Any]) -> Text:
+def summary_text(probe: ProbeSection) -> Text:
     """Device, loader and timings: what the probe actually ran on."""
     parts = []
-    for key in ("device", "loader", "samples"):
-        if probe.get(key) is not None:
-            parts.append(f"{key}: {probe[key]}")
-    timings = probe.get("timings")
+    for key, value in (("device", probe.device), ("loader", probe.loader),
+                       ("samples", probe.samples)):
+        if value is not None:
+            parts.append(f"{key}: {value}")
+    timings = probe.timings
     if isinstance(timings, dict):
         total = timings.get("total")
         if isinstance(total, (int, float)):

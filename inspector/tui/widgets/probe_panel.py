@@ -15,6 +15,7 @@ from textual.worker import Worker
 from inspector.options import Options
 from inspector.probe import protocol
 from inspector.probe.protocol import EventSource
+from inspector.probe.results import ProbeSection
 from inspector.probe.runner import attach_probe
 from inspector.progress import stage_text
 from inspector.report.model import Report
@@ -105,8 +106,8 @@ class ProbePanel(Vertical):
         try:
             attach_probe(scratch, options, on_event=self._forward, source=source)
         except Exception as exc:  # the panel must say what happened, never hang "running"
-            scratch.probe = {"status": protocol.STATUS_FAILED, "verdict": None,
-                             "reason": f"{type(exc).__name__}: {exc}"}
+            scratch.probe = ProbeSection.not_run(protocol.STATUS_FAILED,
+                                                 f"{type(exc).__name__}: {exc}")
         self.post_message(ProbeFinished(scratch.probe, scratch.findings, scratch.errors))
 
     def _forward(self, event: dict[str, Any]) -> None:
@@ -129,7 +130,7 @@ class ProbePanel(Vertical):
     def on_probe_progress(self, message: ProbeProgress) -> None:
         self.query_one(ProgressBar).update(progress=max(0.0, min(1.0, message.fraction)))
 
-    def show_result(self, probe: dict[str, Any] | None) -> None:
+    def show_result(self, probe: ProbeSection | None) -> None:
         """Render a finished (or absent) probe section."""
         self.add_class("idle")
         self._clear_results()

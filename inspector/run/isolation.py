@@ -1,4 +1,4 @@
-"""Killable worker processes: the static pass (and probe) of each file runs in one.
+"""Process isolation: the static pass (and probe) of each file runs in a killable worker.
 
 Why: libhdf5 can loop forever inside a C call on a crafted file (fuzzing found such files);
 no signal handler runs then, so the in-process time budget (``inspector.budget``) cannot end
@@ -27,9 +27,9 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from inspector.batch import Outcome, error_outcome, inspect_one
 from inspector.errors import ErrorKind
 from inspector.options import Options
+from inspector.run.outcome import Outcome, error_outcome, inspect_one
 
 KILL_GRACE_S = 5.0
 POLL_S = 0.5
@@ -41,9 +41,9 @@ def _context() -> Any:
     if sys.platform.startswith("linux"):
         # Import the whole static pipeline once here: forked workers inherit it instead of
         # each importing it again (that doubled the per-file cost of small files).
-        import inspector.pipeline
         import inspector.report.json_out
-        import inspector.report.render  # noqa: F401
+        import inspector.report.render
+        import inspector.run.pipeline  # noqa: F401
 
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
@@ -208,3 +208,24 @@ def run_parallel(targets: list[str], options: Options, fmt: str, jobs: int,
     finally:
         for worker in workers:
             worker.stop()
+
+
+def iter_outcomes(targets: list[str], options: Options, fmt: str, jobs: int,
+                  inspect: Callable[[str, Options, str], Outcome] | None = None,
+                  *, isolate: bool = True) -> Iterator[Outcome]:
+    """Outcomes in target order, from ``jobs`` killable workers (or here if not ``isolate``).
+
+    ``inspect`` replaces ``inspect_one`` (tests use it to make workers misbehave).
+    """
+    inspect = inspect or inspect_one
+    if not isolate:
+        for path in targets:
+            yield inspect(path, options, fmt)
+        return
+    done: dict[int, Outcome] = {}
+    next_index = 0
+    for index, outcome in run_parallel(targets, options, fmt, max(1, jobs), inspect):
+        done[index] = outcome
+        while next_index in done:
+            yield done.pop(next_index)
+            next_index += 1
