@@ -66,3 +66,26 @@ def ok_probe_events(result: dict[str, Any]) -> list[dict[str, Any]]:
         {"event": "progress", "stage": "per-layer", "fraction": 0.9},
         {"event": "result", "probe": result},
     ]
+
+
+def mlp_probe_result(collapse: str | None = None) -> dict[str, Any]:
+    """A probe section shaped like the runner's (inspector/probe/measure.py), for the MLP
+    fixture; ``collapse`` names the collapse layer's path."""
+    return {
+        "status": "ok",
+        "device": "CPU:0",
+        "loader": "keras3",
+        "samples": 8,
+        "outputs": [{"name": "dense_1", "class_histogram": {"0": 6, "2": 2},
+                     "top_class": 0, "top_class_fraction": 0.75}],
+        "layers": [
+            {"path": "model/dense", "across_input_std": 0.42, "dead_fraction": 0.25,
+             "saturated_fraction": None, "nan": 0, "inf": 0, "flat": False},
+            {"path": "model/dense_1", "across_input_std": 1e-9 if collapse else 0.3,
+             "dead_fraction": None, "saturated_fraction": None, "nan": 0, "inf": 0,
+             "flat": bool(collapse)},
+        ],
+        "collapse_layer": collapse,
+        "verdict": {k: (k == "collapsed" and collapse is not None)
+                    for k in protocol.VERDICT_KEYS},
+    }

@@ -7,7 +7,6 @@ import importlib.util
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -27,7 +26,7 @@ from inspector.tui.widgets.findings_list import FindingsList
 from inspector.tui.widgets.layer_detail import LayerDetail
 from inspector.tui.widgets.layer_tree import LayerTree
 from inspector.tui.widgets.probe_panel import ProbePanel
-from tests.fake_probe import FakeProbeSource, ok_probe_events
+from tests.fake_probe import FakeProbeSource, mlp_probe_result, ok_probe_events
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
@@ -77,29 +76,6 @@ def detail(app: KinspectApp) -> LayerDetail:
 
 def text_of(app: KinspectApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).render())
-
-
-def mlp_probe_result(collapse: str | None = None) -> dict[str, Any]:
-    """A probe section shaped like the runner's (inspector/probe/measure.py), for the MLP
-    fixture; ``collapse`` names the collapse layer's path."""
-    return {
-        "status": "ok",
-        "device": "CPU:0",
-        "loader": "keras3",
-        "samples": 8,
-        "outputs": [{"name": "dense_1", "class_histogram": {"0": 6, "2": 2},
-                     "top_class": 0, "top_class_fraction": 0.75}],
-        "layers": [
-            {"path": "model/dense", "across_input_std": 0.42, "dead_fraction": 0.25,
-             "saturated_fraction": None, "nan": 0, "inf": 0, "flat": False},
-            {"path": "model/dense_1", "across_input_std": 1e-9 if collapse else 0.3,
-             "dead_fraction": None, "saturated_fraction": None, "nan": 0, "inf": 0,
-             "flat": bool(collapse)},
-        ],
-        "collapse_layer": collapse,
-        "verdict": {k: (k == "collapsed" and collapse is not None)
-                    for k in protocol.VERDICT_KEYS},
-    }
 
 
 def test_replayed_sections_round_trip_through_the_typed_section() -> None:

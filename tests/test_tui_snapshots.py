@@ -13,12 +13,11 @@ from textual.pilot import Pilot
 
 from inspector.options import Options
 from inspector.tui.app import KinspectApp, create_app
-from tests.fake_probe import FakeProbeSource, ok_probe_events
+from tests.fake_probe import FakeProbeSource, mlp_probe_result, ok_probe_events
 from tests.test_tui import (  # noqa: F401  (tf_present is a fixture used below)
     MLP,
     NESTED_DROPOUT,
     TRANSFER,
-    mlp_probe_result,
     tf_present,
     wait_until_idle,
 )

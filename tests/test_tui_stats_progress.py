@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.widgets import Static
 
 from inspector.graph import WeightSource
 from inspector.options import Options
 from inspector.readers import open_model
+from inspector.report.json_out import to_json
 from inspector.report.model import Report
-from inspector.run.pipeline import analyze_graph, summarized_weights
+from inspector.run import gate as run_gate
+from inspector.run.pipeline import analyze_graph, inspect_file, summarized_weights
 from inspector.stats import StatsCache, WeightStats, compute_stats
 from inspector.tui.app import KinspectApp
+from tests.fake_probe import FakeProbeSource, mlp_probe_result, ok_probe_events
 
 MLP = Path(__file__).resolve().parent.parent / "fixtures" / "models" / "mlp" / "k3.keras"
 SIZE = (120, 40)
@@ -51,7 +56,7 @@ def _run(app: KinspectApp, gate: GatedCompute, *, press_escape: bool) -> dict[st
             seen["header"] = _header(app)
             if press_escape:
                 await pilot.press("escape")
-                while not app._stop_static.is_set():
+                while not app.cancel_event.is_set():
                     await pilot.pause(0.01)
             gate.release.set()
             while app.analysing:
@@ -107,3 +112,71 @@ def test_static_pass_reports_progress_and_stops_on_cancel_without_the_tui() -> N
     # the config rules still ran: the same non-weight findings as the full pass
     lazy = analyze_graph(open_model(MLP), Options(probe=False))
     assert [f.as_dict() for f in full.findings] == [f.as_dict() for f in lazy.findings]
+
+
+# --------------------------------------------- the TUI's run is the library's inspect_file
+
+
+def _gated_app(gate: GatedCompute, options: Options,
+               source: FakeProbeSource) -> KinspectApp:
+    report = Report(graph=open_model(MLP), stats=StatsCache(compute=gate))
+    return KinspectApp(report, options, lambda report, options: source, analysed=False)
+
+
+def _drive(app: KinspectApp, gate: GatedCompute, *keys: str) -> None:
+    """Press ``keys`` while the weight pass holds on its first tensor, then let the run end."""
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            while not gate.started.is_set():
+                await pilot.pause(0.01)
+            for key in keys:
+                await pilot.press(key)
+            gate.release.set()
+            while app.busy:
+                await pilot.pause(0.01)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+    asyncio.run(main())
+
+
+def test_the_tui_report_is_the_one_inspect_file_gives(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Static pass and probe in the TUI give the JSON report the library's run gives for the
+    same file and probe events (the TUI runs inspect_file, it does not re-assemble it)."""
+    monkeypatch.setattr(run_gate, "tensorflow_available", lambda: True)
+    result = mlp_probe_result("model/dense_1")
+    options = Options(probe=True)
+    gate = GatedCompute()
+    gate.release.set()
+    app = _gated_app(gate, options, FakeProbeSource(ok_probe_events(result)))
+    _drive(app, gate)
+    assert app.report.probe is not None and app.report.probe.status == "ok"
+    library = inspect_file(MLP, options, probe_source=lambda report, options: FakeProbeSource(
+        ok_probe_events(result)))
+    assert json.loads(to_json(app.report)) == json.loads(to_json(library))
+    assert any(f.source == "probe" for f in app.report.findings)
+
+
+def test_p_during_the_weight_pass_runs_the_probe_once_the_rules_are_done(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_gate, "tensorflow_available", lambda: True)
+    gate = GatedCompute()
+    source = FakeProbeSource(ok_probe_events(mlp_probe_result()))
+    app = _gated_app(gate, Options(probe=False), source)
+    _drive(app, gate, "p")
+    assert source.started
+    assert app.report.probe is not None and app.report.probe.status == "ok"
+    assert not [e for e in app.report.errors if e["kind"] == "stats-cancelled"]
+
+
+def test_escape_during_the_weight_pass_leaves_the_asked_probe_for_p(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_gate, "tensorflow_available", lambda: True)
+    gate = GatedCompute()
+    source = FakeProbeSource(ok_probe_events(mlp_probe_result()))
+    app = _gated_app(gate, Options(probe=True), source)
+    _drive(app, gate, "escape")
+    assert not source.started and app.report.probe is None
+    assert [e["kind"] for e in app.report.errors] == ["stats-cancelled"]

@@ -1,8 +1,12 @@
 """One file, end to end: open -> static pass (weight statistics, rules) -> trust gate -> probe.
 
-``inspect_file`` is the whole run (the CLI's worker processes call it); its stages are the
-public functions below, which the TUI calls one by one because it shows each result as it
-comes (the tree once the file is open, findings once the rules ran, the probe on demand).
+``inspect_file`` is the whole run, for the CLI's worker processes and for the TUI alike. A
+caller that shows each stage as it ends (the TUI: the tree once the file is open, findings
+once the rules ran, then the probe) opens the file with ``open_report``, passes that report
+to ``inspect_file`` and follows the events it sends: ``STATS_PROGRESS`` during the weight
+statistics pass, ``STATIC_DONE`` once the findings are known, then the probe's own events
+(``inspector.probe.protocol``). ``probe_stage`` alone runs the probe again on a report
+already analysed (the TUI's ``p``).
 """
 
 from __future__ import annotations
@@ -26,21 +30,42 @@ if TYPE_CHECKING:
     from inspector.probe.protocol import EventSource
 
 EventSink = Callable[[dict[str, Any]], None]
+SourceFactory = Callable[[Report, Options], "EventSource"]
+
+# Events of the static pass, sent to ``on_event`` before the probe's own.
+STATS_PROGRESS = "stats-progress"  # "done", "total": elements of the weights summarized
+STATIC_DONE = "static-done"        # "report": the analysed report (findings, errors)
 
 
-def inspect_file(path: str | os.PathLike[str], options: Options,
+def inspect_file(source: str | os.PathLike[str] | Report, options: Options,
                  on_event: EventSink | None = None,
-                 cancel: threading.Event | None = None) -> Report:
+                 cancel: threading.Event | None = None, *,
+                 probe_source: SourceFactory | None = None) -> Report:
     """Static pass (under ``options.static_timeout``), then the probe when asked for.
 
-    ``on_event`` gets the probe's events (stage, progress...); setting ``cancel`` stops the
-    weight-statistics pass (the rules then skip the tensors not yet read) and the probe.
+    ``source``: a path, or the report ``open_report`` made (its graph and statistics cache
+    are reused, so what a UI already shows stays valid). ``on_event`` gets the static pass's
+    events then the probe's; setting ``cancel`` stops the weight-statistics pass (the rules
+    then skip the tensors not yet read) and the probe, and a run cancelled before the probe
+    started does not start it. ``probe_source`` replaces the probe child (tests, UIs).
     Bad input raises KinspectError; so does a static pass that overruns its budget.
     """
-    with time_budget(options.static_timeout, os.fspath(path)):
-        report = analyze_static(path, options, cancel=cancel)
-    if options.probe:
-        probe_stage(report, options, on_event=on_event, cancel=cancel)
+    on_progress = None
+    if on_event is not None:
+        def on_progress(done: int, total: int) -> None:
+            on_event({"event": STATS_PROGRESS, "done": done, "total": total})
+
+    if isinstance(source, Report):
+        report = analyze_graph(source.graph, options, source.stats,
+                               on_progress=on_progress, cancel=cancel)
+    else:
+        with time_budget(options.static_timeout, os.fspath(source)):
+            report = analyze_static(source, options, on_progress=on_progress, cancel=cancel)
+    if on_event is not None:
+        on_event({"event": STATIC_DONE, "report": report})
+    if options.probe and not (cancel is not None and cancel.is_set()):
+        probe_stage(report, options, on_event=on_event, cancel=cancel,
+                    probe_source=probe_source)
     return report
 
 
@@ -93,7 +118,7 @@ def summarized_weights(graph: ModelGraph) -> list[WeightInfo]:
     return list(seen.values())
 
 
-def probe_source(report: Report, options: Options) -> EventSource:
+def child_probe_source(report: Report, options: Options) -> EventSource:
     """The real probe runner (a child process) for ``report``'s file; imported late so the
     static path never loads the probe's parent side unless it runs."""
     from inspector.probe.runner import ProbeRunner, build_plan
@@ -102,15 +127,23 @@ def probe_source(report: Report, options: Options) -> EventSource:
 
 
 def probe_stage(report: Report, options: Options, on_event: EventSink | None = None,
-                cancel: threading.Event | None = None) -> None:
-    """The trust gate, then the probe, merged into ``report`` (a refusal says why)."""
+                cancel: threading.Event | None = None,
+                probe_source: SourceFactory | None = None) -> None:
+    """The trust gate, then the probe merged into ``report``; a refusal says why.
+
+    ``probe_source`` makes the probe's event source (the real child by default); it is
+    called only once the gate let the probe run, so a UI can announce the run from it.
+    Setting ``cancel`` stops the probe."""
     from inspector.probe.runner import attach_probe
     from inspector.run.gate import skip_reason
 
-    if cancel is None or skip_reason(report, options) is not None:
-        attach_probe(report, options, on_event=on_event)
+    if skip_reason(report, options) is not None:
+        attach_probe(report, options, on_event=on_event)  # records why it did not run
         return
-    source = probe_source(report, options)
+    source = (probe_source or child_probe_source)(report, options)
+    if cancel is None:
+        attach_probe(report, options, on_event=on_event, source=source)
+        return
     with _on_cancel(cancel, source.cancel):
         attach_probe(report, options, on_event=on_event, source=source)
 

@@ -1,7 +1,9 @@
 """The Textual app: static view first, then the probe streaming into it.
 
-``create_app`` does the static analysis before any screen exists, so a bad file raises
-KinspectError to the CLI (one line, exit 2) instead of flashing a broken TUI.
+``create_app`` opens the file before any screen exists, so a bad file raises KinspectError
+to the CLI (one line, exit 2) instead of flashing a broken TUI. Once the tree is on screen a
+worker runs ``inspect_file`` on that opened report (the same run the CLI's workers do) and
+the app shows each stage from its events: the weight pass, the findings, the probe.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -20,16 +23,27 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from inspector.graph import LayerNode
 from inspector.options import Options
+from inspector.probe import protocol
 from inspector.probe.protocol import EventSource
+from inspector.probe.results import ProbeSection
 from inspector.report.json_out import to_json
 from inspector.report.model import Report
 from inspector.run.exit_codes import EXIT_BAD_INPUT, EXIT_OK
-from inspector.run.pipeline import analyze_graph, open_report, probe_source
+from inspector.run.pipeline import (
+    STATIC_DONE,
+    STATS_PROGRESS,
+    child_probe_source,
+    inspect_file,
+    open_report,
+    probe_stage,
+)
 from inspector.tui.commands import LayerCommands
 from inspector.tui.messages import (
     JumpToLayer,
     LayerChosen,
     ProbeFinished,
+    ProbeStarting,
+    RunEnded,
     ShowRuleDoc,
     StaticFinished,
     StatsProgress,
@@ -45,11 +59,6 @@ from inspector.tui.widgets.layer_tree import LayerTree, TreePane
 from inspector.tui.widgets.probe_panel import ProbePanel
 
 SourceFactory = Callable[[Report, Options], EventSource]
-
-
-def default_source_factory(report: Report, options: Options) -> EventSource:
-    """The real probe runner (child process), as the CLI's run uses it."""
-    return probe_source(report, options)
 
 
 def default_export_path(model_path: str) -> str:
@@ -85,10 +94,11 @@ class KinspectApp(App[int]):
         self.report = report
         self.analysing = not analysed
         self._probe_wanted = False
-        self._stop_static = threading.Event()  # Escape while the statistics pass runs
+        self.running_work = False  # a run worker started and its RunEnded not handled yet
+        self.cancel_event = threading.Event()  # Escape: stops the run in progress
         self._shown_percent = -1
         self.options = options
-        self.probe_source_factory = probe_source_factory or default_source_factory
+        self.probe_source_factory = probe_source_factory or child_probe_source
         self._layer_index: dict[str, LayerNode] = {n.path: n for n in report.graph.walk()}
         root = report.graph.root
         if root is not None:
@@ -121,26 +131,77 @@ class KinspectApp(App[int]):
     def on_ready(self) -> None:
         # After the first paint: the tree is on screen before rules or probe compete for CPU.
         if self.analysing:
-            self._analyse()
+            self._launch(self._inspect)
         elif self.options.probe and self.report.probe is None:
             self._start_probe(show=False)
 
     @property
     def busy(self) -> bool:
         """Rules or probe still running (tests and benchmarks wait on this)."""
-        return self.analysing or self.query_one(ProbePanel).running
+        return self.analysing or self.running_work or self.query_one(ProbePanel).running
 
-    @work(thread=True, exclusive=True, group="static", exit_on_error=False)
-    def _analyse(self) -> None:
+    def _launch(self, worker: Callable[[threading.Event], None]) -> None:
+        """Start a run worker with a fresh cancel event (Escape sets the current one)."""
+        self.cancel_event = threading.Event()
+        self.running_work = True
+        worker(self.cancel_event)
+
+    def _announce_probe(self, report: Report, options: Options) -> EventSource:
+        """The probe source factory as the run calls it: the gate let the probe run."""
+        self.post_message(ProbeStarting())
+        return self.probe_source_factory(report, options)
+
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False)
+    def _inspect(self, cancel: threading.Event) -> None:
+        """The whole run on the report already on screen: static pass, then the probe when
+        the options ask for it. Results come back as messages, never by shared state."""
+        analysed: list[Report] = []
+
+        def on_event(event: dict[str, Any]) -> None:
+            kind = event.get("event")
+            if kind == STATS_PROGRESS:
+                self._stats_progress(int(event["done"]), int(event["total"]))
+            elif kind == STATIC_DONE:
+                done: Report = event["report"]
+                analysed.append(done)
+                self.post_message(StaticFinished(list(done.findings), list(done.errors)))
+            else:
+                self.query_one(ProbePanel).forward(event)
+
         try:
-            full = analyze_graph(self.report.graph, self.options, stats=self.report.stats,
-                                 on_progress=self._stats_progress, cancel=self._stop_static)
+            report = inspect_file(self.report, self.options, on_event=on_event, cancel=cancel,
+                                  probe_source=self._announce_probe)
+            if report.probe is not None:
+                self.post_message(ProbeFinished(report.probe, list(report.findings),
+                                                list(report.errors)))
         except Exception as exc:  # rules trap their own errors; this keeps the UI honest
-            self.post_message(StaticFinished([], [{
-                "source": "tui", "kind": "analysis-crashed",
-                "message": f"{type(exc).__name__}: {exc}"}]))
-            return
-        self.post_message(StaticFinished(full.findings, full.errors))
+            error = {"source": "tui", "kind": "analysis-crashed",
+                     "message": f"{type(exc).__name__}: {exc}"}
+            if not analysed:
+                self.post_message(StaticFinished([], [error]))
+            else:
+                findings, errors = list(analysed[0].findings), list(analysed[0].errors)
+                self.post_message(ProbeFinished(
+                    ProbeSection.not_run(protocol.STATUS_FAILED, error["message"]),
+                    findings, errors))
+        finally:
+            self.post_message(RunEnded())
+
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False)
+    def _probe_again(self, cancel: threading.Event) -> None:
+        """The probe alone on the analysed report (``p``), merged into a scratch copy the
+        UI thread never reads while it changes; the app swaps the result in."""
+        scratch = Report(graph=self.report.graph, stats=self.report.stats,
+                         findings=[f for f in self.report.findings if f.source != "probe"],
+                         errors=[e for e in self.report.errors if e.get("source") != "probe"])
+        try:
+            probe_stage(scratch, self.options, on_event=self.query_one(ProbePanel).forward,
+                        cancel=cancel, probe_source=self._announce_probe)
+        except Exception as exc:  # the panel must say what happened, never hang "running"
+            scratch.probe = ProbeSection.not_run(protocol.STATUS_FAILED,
+                                                 f"{type(exc).__name__}: {exc}")
+        self.post_message(ProbeFinished(scratch.probe, scratch.findings, scratch.errors))
+        self.post_message(RunEnded())
 
     def _stats_progress(self, done: int, total: int) -> None:
         """From the worker thread: post only whole-percent steps (thousands of tensors)."""
@@ -161,9 +222,18 @@ class KinspectApp(App[int]):
         self.query_one(ModelHeader).analysing = False
         self.query_one(ModelHeader).progress = None
         self._findings_changed()
-        # Escape during the statistics pass meant "stop": the probe then waits for `p`.
-        if (self.options.probe and not self._stop_static.is_set()) or self._probe_wanted:
-            self._start_probe(show=self._probe_wanted)
+
+    def on_probe_starting(self, message: ProbeStarting) -> None:
+        self._probe_wanted = False
+        self.query_one("#bottom", TabbedContent).active = "tab-probe"
+        self.query_one(ProbePanel).begin()
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        self.running_work = False
+        # `p` pressed while the rules ran (Escape during the statistics pass meant "stop":
+        # the run then skipped the probe, which waits for `p`)
+        if self._probe_wanted:
+            self._start_probe(show=True)
 
     def _findings_changed(self) -> None:
         self.query_one(ModelHeader).refresh_summary()
@@ -229,32 +299,40 @@ class KinspectApp(App[int]):
         self._start_probe(show=True)
 
     def _start_probe(self, *, show: bool) -> None:
-        """Run the probe; ``show`` brings its tab forward (an automatic start does so only
-        when the probe will really run, not when it is skipped)."""
-        from inspector.run.gate import skip_reason
-
-        panel = self.query_one(ProbePanel)
-        if show or (not self.analysing and skip_reason(self.report, self.options) is None):
+        """Run the probe alone; ``show`` brings its tab forward now (otherwise it comes
+        forward once the gate lets the probe really run)."""
+        if show:
             self.query_one("#bottom", TabbedContent).active = "tab-probe"
-        if self.analysing:  # the probe's refusal depends on the static findings
-            self._probe_wanted = True
-            self.notify("The probe starts once the static rules are done.")
-            return
-        if panel.running:
+        if self.query_one(ProbePanel).running:
             self.notify("The probe is already running (Escape cancels it).")
             return
-        panel.start(self.report, self.options,
-                    self.probe_source_factory(self.report, self.options))
+        if self.analysing or self.running_work:  # the gate depends on the static findings
+            self._probe_wanted = True
+            if self.analysing:
+                self.notify("The probe starts once the static rules are done.")
+            return
+        self._launch(self._probe_again)
 
     def action_cancel(self) -> None:
         """Escape: stop the weight-statistics pass while it runs (the rules then finish
-        without the tensors not read yet), else cancel a running probe."""
+        without the tensors not read yet, and the probe waits for `p`), else cancel a
+        running probe."""
         if self.analysing:
-            if not self._stop_static.is_set():
-                self._stop_static.set()
+            if not self.cancel_event.is_set():
+                self.cancel_event.set()
                 self.notify("Stopping the weight statistics pass…")
             return
-        self.query_one(ProbePanel).cancel()
+        panel = self.query_one(ProbePanel)
+        if panel.running:
+            panel.cancelling()
+            self.cancel_event.set()
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        self.cancel_event.set()  # leaving the app must not leave a probe child behind
+        super().exit(*args, **kwargs)
+
+    def on_unmount(self) -> None:
+        self.cancel_event.set()
 
     def on_probe_finished(self, message: ProbeFinished) -> None:
         self.report.probe = message.probe

@@ -69,3 +69,13 @@ class StatsProgress(Message):
 
     done: int
     total: int
+
+
+@dataclass
+class ProbeStarting(Message):
+    """The trust gate let the probe run and its child is being started."""
+
+
+@dataclass
+class RunEnded(Message):
+    """A run worker (static pass + probe, or the probe alone) returned; always its last."""

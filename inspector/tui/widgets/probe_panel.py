@@ -1,27 +1,24 @@
-"""The probe panel: consumes an EventSource in a worker thread and shows its stage and progress,
-then the verdicts, the class histogram and the per-layer variation chart."""
+"""The probe panel: the probe's stage and progress while it runs (events the app's run
+worker forwards), then the verdicts, the class histogram and the per-layer variation chart.
+
+The panel runs nothing itself: the app runs ``inspect_file`` / ``probe_stage`` and owns the
+cancel event, so there is one way a probe starts and stops."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import ProgressBar, Static
-from textual.worker import Worker
 
-from inspector.options import Options
 from inspector.probe import protocol
-from inspector.probe.protocol import EventSource
 from inspector.probe.results import ProbeSection
-from inspector.probe.runner import attach_probe
 from inspector.progress import stage_text
-from inspector.report.model import Report
 from inspector.tui import probe_view
 from inspector.tui.formatting import styled
-from inspector.tui.messages import ProbeFinished, ProbeProgress, ProbeStage
+from inspector.tui.messages import ProbeProgress, ProbeStage
 from inspector.tui.widgets.probe_charts import (
     class_histogram_text,
     summary_text,
@@ -51,8 +48,7 @@ class ProbePanel(Vertical):
     def __init__(self, model_path: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_path = model_path
-        self.source: EventSource | None = None
-        self.worker: Worker[None] | None = None
+        self.running = False   # between begin() and show_result()
         self.stage: str | None = None
         self.add_class("idle")
 
@@ -67,51 +63,20 @@ class ProbePanel(Vertical):
                 yield Static("", id="probe-classes")
             yield Static("", id="probe-variation")
 
-    @property
-    def running(self) -> bool:
-        return self.worker is not None and self.worker.is_running
-
-    def start(self, report: Report, options: Options, source: EventSource) -> bool:
-        """Start a run unless one is going; False when one already is."""
-        if self.running:
-            return False
+    def begin(self) -> None:
+        """A probe run started: clear the last results, show the progress bar."""
+        self.running = True
         self.stage = None
         self.remove_class("idle")
         self.query_one(ProgressBar).update(total=1.0, progress=0.0)
         self._status(styled("Starting the probe…", "bold"))
         self._clear_results()
-        self.source = source
-        # The runner merges into a scratch report (previous probe entries dropped) so the UI
-        # thread never reads a report another thread is changing; the app swaps it in.
-        scratch = Report(graph=report.graph, stats=report.stats,
-                         findings=[f for f in report.findings if f.source != "probe"],
-                         errors=[e for e in report.errors if e.get("source") != "probe"])
-        self.worker = self._consume(scratch, options, source)
-        return True
 
-    def cancel(self) -> bool:
-        if not self.running or self.source is None:
-            return False
+    def cancelling(self) -> None:
         self._status(styled("Cancelling…", "bold dark_orange3"))
-        self.source.cancel()
-        return True
 
-    def on_unmount(self) -> None:
-        # Leaving the app must not leave a probe child behind.
-        if self.running and self.source is not None:
-            self.source.cancel()
-
-    @work(thread=True, exclusive=True, group="probe", exit_on_error=False)
-    def _consume(self, scratch: Report, options: Options, source: EventSource) -> None:
-        try:
-            attach_probe(scratch, options, on_event=self._forward, source=source)
-        except Exception as exc:  # the panel must say what happened, never hang "running"
-            scratch.probe = ProbeSection.not_run(protocol.STATUS_FAILED,
-                                                 f"{type(exc).__name__}: {exc}")
-        self.post_message(ProbeFinished(scratch.probe, scratch.findings, scratch.errors))
-
-    def _forward(self, event: dict[str, Any]) -> None:
-        """Runs in the worker thread: turn protocol events into messages for the UI."""
+    def forward(self, event: dict[str, Any]) -> None:
+        """Thread-safe: a probe protocol event from the run worker, as a message."""
         kind = event.get("event")
         if kind == protocol.STAGE:
             # the stage with its input range and step ("outputs [0,1] 3/4"), as the CLI says it
@@ -132,6 +97,7 @@ class ProbePanel(Vertical):
 
     def show_result(self, probe: ProbeSection | None) -> None:
         """Render a finished (or absent) probe section."""
+        self.running = False
         self.add_class("idle")
         self._clear_results()
         state = probe_view.status(probe)
