@@ -20,7 +20,7 @@ from inspector.arguments import (
     positive_int,
 )
 from inspector.errors import KinspectError
-from inspector.options import DEFAULT_SAMPLES, Options, default_probe_memory_mb
+from inspector.options import SAMPLES_HELP, Options, default_probe_memory_mb
 from inspector.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
 
@@ -63,10 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let the probe load models that contain code (Lambda, custom "
                             "objects, module references); it runs that code")
     probe.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    probe.add_argument("--samples", type=positive_int, default=None,
-                       help=f"random inputs per input range (default {DEFAULT_SAMPLES}, "
-                            "fewer for models "
-                            "that cost more than ~1e9 multiply-accumulates a sample)")
+    probe.add_argument("--samples", type=positive_int, default=None, help=SAMPLES_HELP)
     probe.add_argument("--seed", type=int, default=0)
     probe.add_argument("--inputs", metavar="PATH",
                        help="real inputs: image directory, .npy, .npz or .csv")

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 # never under measure.MIN_SAMPLES, for a model whose static cost makes that many expensive).
 # The one default: the CLI, the plan and the child all leave ``samples`` None for it.
 DEFAULT_SAMPLES = 64
+# --samples of ``kinspect`` and ``kinspect diff`` (same default, same cost scaling; ~1e9 is
+# measure.SAMPLE_MACS_BUDGET / DEFAULT_SAMPLES).
+SAMPLES_HELP = (f"random inputs per input range (default {DEFAULT_SAMPLES}, fewer for models "
+                "that cost more than ~1e9 multiply-accumulates a sample)")
 MIN_PROBE_MEMORY_MB = 2048  # TensorFlow on CPU alone commits ~400 MB of data memory
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,16 +22,19 @@ from inspector.diff.probe_diff import (
     first_divergent,
     tolerances,
 )
-from inspector.options import Options
+from inspector.options import DEFAULT_SAMPLES, Options
 from inspector.probe.activations import (
     LAYER_VALUES,
+    MAX_SAMPLES,
     ActivationsError,
+    _chosen_inputs,
     fit_to_specs,
     kept_values,
     unit_stride,
 )
 from inspector.probe.child import FAULT_ENV
 from inspector.probe.inputs import InputSpec
+from inspector.probe.measure import samples_for_cost
 
 ROOT = Path(__file__).resolve().parent.parent
 DIFF = ROOT / "fixtures" / "diff"
@@ -78,7 +82,8 @@ def test_resave_across_formats_agrees(private_tmp: Path) -> None:
     result = _probe("base.keras", "base_resave.h5", private_tmp)
     _agree(result)
     inputs = result["inputs"]
-    assert inputs["source"] == "random" and inputs["count"] == 32 and inputs["seed"] == 0
+    assert inputs["source"] == "random" and inputs["seed"] == 0
+    assert inputs["count"] == DEFAULT_SAMPLES and inputs["samples_chosen"] == "default"
     assert inputs["range"] == "normal" and "BatchNormalization" in inputs["range_reason"]
     assert result["outputs"][0]["max_abs_diff"] == 0.0
 
@@ -254,3 +259,19 @@ def test_b_gets_a_inputs_checked_and_cast() -> None:
         fit_to_specs([x], [InputSpec("x", [None, 6], "float32")] * 2)
     with pytest.raises(ActivationsError, match=r"takes \(5\) per sample.*\(6\)"):
         fit_to_specs([x], [InputSpec("x", [None, 5], "float32")])
+
+
+@pytest.mark.parametrize(("macs", "samples", "count"), [
+    (None, None, DEFAULT_SAMPLES), (3.86e9, None, samples_for_cost(None, 3.86e9)[0]),
+    (3.86e9, 5, 5), (None, 5000, MAX_SAMPLES)])
+def test_random_inputs_count_like_the_single_file_probe(macs: float | None, samples: int | None,
+                                                        count: int) -> None:
+    """A draws the single-file probe's per-range count (fewer for a ResNet50-sized model),
+    --samples wins, never more than MAX_SAMPLES."""
+    model = SimpleNamespace(specs=[InputSpec("x", [None, 3], "float32")])
+    plan = {"macs_per_sample": macs, "options": {"samples": samples}}
+    arrays, inputs = _chosen_inputs(model, plan)
+    assert inputs["count"] == count == arrays[0].shape[0]
+    capped = f"{MAX_SAMPLES} instead of {samples}: the diff compares at most {MAX_SAMPLES} inputs"
+    assert inputs["samples_chosen"] == (samples_for_cost(samples, macs)[1]
+                                        if count != MAX_SAMPLES else capped)

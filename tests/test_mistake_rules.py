@@ -20,7 +20,12 @@ from inspector.options import Options
 from inspector.readers.keras_config import normalize_training_config
 from inspector.rules.bounds_rules import Box, _affine, _transfer
 from inspector.rules.init_penalty import PENALTY_LIMIT, moments, penalty_limit
-from inspector.rules.training_rules import _loss, _metric_names, _mismatch, _one_hot_regression
+from inspector.rules.training_rules import (
+    _metric_names,
+    _mismatch,
+    _one_hot_regression,
+    parse_loss,
+)
 from inspector.run.pipeline import analyze_static
 
 RNG = np.random.default_rng(3)
@@ -219,7 +224,7 @@ def test_factor_above_one_is_reported_once_per_layer() -> None:
     ("mae", "linear", 1, None), ("hinge", "linear", 1, None), ("hinge", "tanh", 1, None),
 ])
 def test_loss_activation_pairs(loss: str, act: str, units: int, severity: str | None) -> None:
-    parsed = _loss(loss)
+    parsed = parse_loss(loss)
     assert parsed is not None
     found = _mismatch(parsed, act, units)
     assert (found[0] if found else None) == severity
@@ -239,7 +244,7 @@ def test_metric_names_cover_keras2_and_keras3_forms() -> None:
 ])
 def test_regression_loss_on_one_hot_targets(metrics: list[str], units: int, act: str,
                                            fires: bool) -> None:
-    parsed = _loss("mse")
+    parsed = parse_loss("mse")
     assert parsed is not None
     assert (_one_hot_regression(parsed, act, units, _metric_names(metrics)) is not None) == fires
 

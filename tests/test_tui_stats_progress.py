@@ -159,24 +159,20 @@ def test_the_tui_report_is_the_one_inspect_file_gives(
     assert any(f.source == "probe" for f in app.report.findings)
 
 
-def test_p_during_the_weight_pass_runs_the_probe_once_the_rules_are_done(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("asked", "key", "probed", "errors"), [
+    # `p` while the rules run: the probe runs once they are done, the weight pass completes
+    (False, "p", True, []),
+    # Escape stops the weight pass; the probe the options asked for then waits for `p`
+    (True, "escape", False, ["stats-cancelled"]),
+])
+def test_keys_pressed_during_the_weight_pass(monkeypatch: pytest.MonkeyPatch, asked: bool,
+                                             key: str, probed: bool,
+                                             errors: list[str]) -> None:
     monkeypatch.setattr(run_gate, "tensorflow_available", lambda: True)
     gate = GatedCompute()
     source = FakeProbeSource(ok_probe_events(mlp_probe_result()))
-    app = _gated_app(gate, Options(probe=False), source)
-    _drive(app, gate, "p")
-    assert source.started
-    assert app.report.probe is not None and app.report.probe.status == "ok"
-    assert not [e for e in app.report.errors if e["kind"] == "stats-cancelled"]
-
-
-def test_escape_during_the_weight_pass_leaves_the_asked_probe_for_p(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_gate, "tensorflow_available", lambda: True)
-    gate = GatedCompute()
-    source = FakeProbeSource(ok_probe_events(mlp_probe_result()))
-    app = _gated_app(gate, Options(probe=True), source)
-    _drive(app, gate, "escape")
-    assert not source.started and app.report.probe is None
-    assert [e["kind"] for e in app.report.errors] == ["stats-cancelled"]
+    app = _gated_app(gate, Options(probe=asked), source)
+    _drive(app, gate, key)
+    assert source.started is probed
+    assert (app.report.probe is not None and app.report.probe.status == "ok") is probed
+    assert [e["kind"] for e in app.report.errors] == errors

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.findings import Finding
-from inspector.rules.registry import _fill, _jsonable
+from inspector.json_values import plain_values
+from inspector.rules.registry import fill_template
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class DiffRule:
                 severity: str | None = None) -> Finding:
         values = {"layer": layer or "model", **evidence}
         return Finding(code=self.code, rule=self.name, severity=severity or self.severity,
-                       message=_fill(self.template, values), layer=layer,
-                       evidence=_jsonable(evidence), hint=self.hint, source="diff")
+                       message=fill_template(self.template, values), layer=layer,
+                       evidence=plain_values(evidence), hint=self.hint, source="diff")
 
 
 DIFF_RULES: dict[str, DiffRule] = {r.name: r for r in (

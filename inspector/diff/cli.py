@@ -22,7 +22,7 @@ from inspector.arguments import (
     positive_int,
 )
 from inspector.errors import ErrorKind, KinspectError
-from inspector.options import Options, default_probe_memory_mb
+from inspector.options import SAMPLES_HELP, Options, default_probe_memory_mb
 from inspector.run.exit_codes import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK
 from inspector.run.isolation import KILL_GRACE_S, Worker
 from inspector.run.outcome import Outcome, error_outcome
@@ -58,7 +58,7 @@ def build_diff_parser() -> argparse.ArgumentParser:
     probe.add_argument("--trust", action="store_true",
                        help="let the probe load models that contain code")
     probe.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    probe.add_argument("--samples", type=positive_int, default=None)
+    probe.add_argument("--samples", type=positive_int, default=None, help=SAMPLES_HELP)
     probe.add_argument("--seed", type=int, default=0)
     probe.add_argument("--inputs", metavar="PATH",
                        help="real inputs: image directory, .npy, .npz or .csv")

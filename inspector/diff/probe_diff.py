@@ -3,10 +3,11 @@ outputs compared, and the first layer whose activations diverge.
 
 Each model runs in its own probe child (``mode: activations``, see
 inspector/probe/activations.py), one after the other: A makes the inputs (random on A's
-inferred input range, or ``--inputs``) and writes them with its outputs; B gets exactly
-those arrays. All files live in one private temp folder, removed whatever happens. Never
-imports TensorFlow. The trust gate is the single-file one (``run.gate.skip_reason``) applied
-to each side: a file with code is refused without ``--trust`` whichever side it is on.
+inferred input range, as many as the single-file probe draws for one range of the costlier
+model, or ``--inputs``) and writes them with its outputs; B gets exactly those arrays. All
+files live in one private temp folder, removed whatever happens. Never imports TensorFlow.
+The trust gate is the single-file one (``run.gate.skip_reason``) applied to each side: a file
+with code is refused without ``--trust`` whichever side it is on.
 
 Layers are paired with the static diff's ``match_layers``; the first divergent layer is the
 first pair, in A's execution order, whose max abs difference relative to A's largest
@@ -123,7 +124,9 @@ def _run_both(section: dict[str, Any], plans: list[dict[str, Any]], pairs: dict[
     for i, side in enumerate(SIDES):
         plan = {**plans[i], "mode": ACTIVATIONS, "out_file": files[i],
                 "options": {**plans[i]["options"], "samples": options.samples}}
-        if side == "b":
+        if side == "a":  # A draws the inputs both run: as many as the costlier model allows
+            plan["macs_per_sample"] = max(p.get("macs_per_sample") or 0.0 for p in plans) or None
+        else:
             plan["inputs_file"] = given
             plan["options"]["inputs"] = None
         started = time.monotonic()

@@ -8,7 +8,6 @@ the shipped schema ``inspector/report/diff_schema.json``.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -18,7 +17,8 @@ from inspector.diff.catalog import DIFF_RULES
 from inspector.diff.config_diff import ConfigChange
 from inspector.diff.weight_diff import SAME, WeightDelta
 from inspector.findings import SEVERITY_RANK, Finding, sort_key
-from inspector.report.json_out import _fallback, _finite
+from inspector.json_values import finite_values, json_default
+from inspector.report.json_out import sorted_json
 
 DIFF_SCHEMA_VERSION = "1.0"
 _MARK = {"added": "+", "removed": "-", "changed": "~", "same": " "}
@@ -83,8 +83,7 @@ class DiffReport:
 
 
 def to_json(report: DiffReport, *, indent: int | None = 2) -> str:
-    return json.dumps(_finite(report.to_dict()), sort_keys=True, indent=indent,
-                      ensure_ascii=False, default=_fallback)
+    return sorted_json(report.to_dict(), indent=indent)
 
 
 def load_diff_schema() -> dict[str, Any]:
@@ -118,7 +117,7 @@ def _side_line(label: str, side: dict[str, Any]) -> str:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(_finite(value), sort_keys=True, default=_fallback)
+    text = json.dumps(finite_values(value), sort_keys=True, default=json_default)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -193,10 +192,10 @@ def to_sarif(report: DiffReport) -> str:
         LEVELS,
         SARIF_SCHEMA,
         SARIF_VERSION,
-        SRCROOT,
-        _directory_uri,
         artifact_location,
+        dump_sarif,
         fingerprint,
+        src_root_base,
     )
 
     rules = sorted(DIFF_RULES.values(), key=lambda r: r.code)
@@ -240,7 +239,7 @@ def to_sarif(report: DiffReport) -> str:
                     "properties": {"tags": ["diff"], "kinspect-severity": r.severity},
                 } for r in rules],
             }},
-            "originalUriBaseIds": {SRCROOT: {"uri": _directory_uri(os.getcwd())}},
+            "originalUriBaseIds": src_root_base(),
             "artifacts": [{"location": artifact_location(p),
                            "properties": {"format": s["format"], "side": label}}
                           for p, s, label in ((paths[0], report.side_a, "a"),
@@ -250,7 +249,7 @@ def to_sarif(report: DiffReport) -> str:
             "results": results,
         }],
     }
-    return json.dumps(_finite(log), indent=2, sort_keys=True, ensure_ascii=False)
+    return dump_sarif(log)
 
 
 __all__ = ["DiffReport", "load_diff_schema", "render", "to_json", "to_sarif",

@@ -6,12 +6,14 @@ its final outputs and its layers' outputs (float32) to an ``.npz`` the parent ow
 ``o<i>`` / ``a<i>`` / ``i<i>``; the result event says which key is which layer path.
 
 Side A makes the inputs (random on the plan's inferred input range, or ``--inputs``) and
-writes them too (``i<i>``); side B reads exactly those from ``inputs_file``. Activations are
-recorded on the first ``RECORD_SAMPLES`` samples only. A layer output bigger than
-``LAYER_VALUES`` values is kept as an evenly strided sample whose stride shares no factor
-with the channel count (so every channel is sampled: a change to one channel is not
-missed); both sides stride the same shapes the same way. Recording stops at
-``MAX_RECORD_BYTES`` (later layers are listed as skipped).
+writes them too (``i<i>``); side B reads exactly those from ``inputs_file``. As many random
+inputs as the single-file probe draws for one range (``measure.samples_for_cost``:
+options.DEFAULT_SAMPLES, fewer for a costly model): each side runs one range, so that
+per-range budget holds as it is. Activations are recorded on the first ``RECORD_SAMPLES``
+samples only. A layer output bigger than ``LAYER_VALUES`` values is kept as an evenly strided
+sample whose stride shares no factor with the channel count (so every channel is sampled: a
+change to one channel is not missed); both sides stride the same shapes the same way.
+Recording stops at ``MAX_RECORD_BYTES`` (later layers are listed as skipped).
 """
 
 from __future__ import annotations
@@ -26,16 +28,14 @@ from inspector.probe.inputs import (
     RANGE_LABELS,
     InputsError,
     InputSpec,
-    _np_dtype,
     load_real_inputs,
+    numpy_dtype,
     random_batch,
 )
-from inspector.probe.layer_pass import _first_value as first_value
-from inspector.probe.layer_pass import wrapped_calls
-from inspector.probe.measure import _assumed_range
+from inspector.probe.layer_pass import first_tensor, wrapped_calls
+from inspector.probe.measure import assumed_range, samples_for_cost
 
-DEFAULT_SAMPLES = 32          # random inputs compared on their outputs
-MAX_SAMPLES = 1024            # outputs compared on at most this many (real) inputs
+MAX_SAMPLES = 1024            # outputs compared on at most this many inputs
 RECORD_SAMPLES = 8            # inputs whose layer outputs are recorded
 CHUNK = 8                     # samples per eager call (eager keeps a call's activations)
 LAYER_VALUES = 1 << 18        # values kept per layer output (strided sample beyond)
@@ -83,7 +83,7 @@ class Recorder:
 
     def _record(self, path: str, layer: Any, result: Any) -> None:
         tf = self.tf
-        value = first_value(result)
+        value = first_tensor(result)
         why = None
         if value is None or not tf.is_tensor(value) or not tf.executing_eagerly():
             why = "no eager tensor output"
@@ -126,13 +126,17 @@ def _chosen_inputs(model: Any, plan: dict[str, Any]) -> tuple[list[np.ndarray], 
         return ([a[:n] for a in real.arrays],
                 {"source": "inputs", "path": real.source, "count": n, "available": real.count,
                  "notes": list(real.notes)})
-    n = max(1, min(int(requested or DEFAULT_SAMPLES), MAX_SAMPLES))
+    wanted, chosen = samples_for_cost(requested, plan.get("macs_per_sample"))
+    n = min(wanted, MAX_SAMPLES)
+    if n < wanted:
+        chosen = f"{n} instead of {wanted}: the diff compares at most {MAX_SAMPLES} inputs"
     seed = int(opts.get("seed", 0))
-    assumed = _assumed_range(plan.get("input_range"), specs)
+    assumed = assumed_range(plan.get("input_range"), specs)
     arrays = random_batch(specs, assumed["name"], n, seed)
     return arrays, {"source": "random", "range": assumed["name"],
                     "label": assumed.get("label") or RANGE_LABELS.get(assumed["name"]),
-                    "range_reason": assumed.get("reason"), "count": n, "seed": seed}
+                    "range_reason": assumed.get("reason"), "count": n,
+                    "samples_chosen": chosen, "seed": seed}
 
 
 def fit_to_specs(arrays: list[np.ndarray], specs: list[InputSpec]) -> list[np.ndarray]:
@@ -147,7 +151,7 @@ def fit_to_specs(arrays: list[np.ndarray], specs: list[InputSpec]) -> list[np.nd
                                           for w, g in zip(want, a.shape[1:], strict=True)):
             raise ActivationsError(f"B's input {spec.name} takes {_shape(want)} per sample, "
                                    f"A's inputs are {_shape(list(a.shape[1:]))}")
-        out.append(a.astype(_np_dtype(spec.dtype), copy=False))
+        out.append(a.astype(numpy_dtype(spec.dtype), copy=False))
     return out
 
 

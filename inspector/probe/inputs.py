@@ -124,9 +124,9 @@ def random_batch(specs: list[InputSpec], distribution: str, n: int,
         shape = (n, *spec.concrete())
         if spec.is_ids:
             high = max(spec.low + 1, spec.vocab or DEFAULT_VOCAB)
-            out.append(rng.integers(spec.low, high, size=shape).astype(_np_dtype(spec.dtype)))
+            out.append(rng.integers(spec.low, high, size=shape).astype(numpy_dtype(spec.dtype)))
         else:
-            out.append(_floats(rng, distribution, shape).astype(_np_dtype(spec.dtype)))
+            out.append(_floats(rng, distribution, shape).astype(numpy_dtype(spec.dtype)))
     return out
 
 
@@ -140,7 +140,9 @@ def _floats(rng: np.random.Generator, distribution: str, shape: tuple[int, ...])
     return rng.standard_normal(size=shape)
 
 
-def _np_dtype(dtype: str) -> str:
+def numpy_dtype(dtype: str) -> str:
+    """The numpy dtype fed for a declared Keras input dtype: one numpy lacks (bfloat16) or
+    does not know becomes float32, which Keras casts on the way in."""
     if dtype in ("bfloat16", "float16", "half"):
         return "float32"      # Keras casts; numpy has no bfloat16
     if dtype == "bool":
@@ -476,4 +478,4 @@ def _check_shapes(real: RealInputs, specs: list[InputSpec]) -> None:
     if len(counts) != 1 or 0 in counts:
         raise InputsError(f"--inputs {real.source}: every input needs the same number of "
                           f"samples (got {sorted(counts)})")
-    real.arrays = [a.astype(_np_dtype(s.dtype)) for a, s in zip(real.arrays, specs, strict=False)]
+    real.arrays = [a.astype(numpy_dtype(s.dtype)) for a, s in zip(real.arrays, specs, strict=False)]

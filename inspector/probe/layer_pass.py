@@ -174,8 +174,9 @@ def collapse_layer(rows: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _first_value(value: Any) -> Any:
-    """The first tensor of a layer's result (dicts and lists of outputs)."""
+def first_tensor(value: Any) -> Any:
+    """The first tensor of a layer's result (dicts and lists of outputs): the one output the
+    per-layer pass and the diff's activation recorder look at."""
     if isinstance(value, dict):
         value = next(iter(value.values()), None)
     if isinstance(value, (list, tuple)):
@@ -233,7 +234,7 @@ class LayerRecorder:
     def _summary_of(self, value: Any) -> Summary | None:
         key = id(value)
         if key not in self._seen:
-            first = _first_value(value)
+            first = first_tensor(value)
             self._seen[key] = (value, self.ops.summarize(first) if first is not None else None)
         return self._seen[key][1]
 
@@ -246,7 +247,7 @@ class LayerRecorder:
 
     def _summarize_call(self, path: str, layer: Any, args: tuple[Any, ...],
                         result: Any) -> None:
-        first = _first_value(result)
+        first = first_tensor(result)
         out = self.ops.summarize(first) if first is not None else None
         if out is None:
             return

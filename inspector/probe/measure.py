@@ -468,7 +468,7 @@ def run_measurements(model: Model, samples: int, seed: int, real: RealInputs | N
     see Sizes.for_cost (tests run big-model sizes on small fixtures); ``input_range``: the
     static guess of the model's own range (inspector.probe.input_range), judged first."""
     specs = model.specs
-    assumed = _assumed_range(input_range, specs)
+    assumed = assumed_range(input_range, specs)
     affine = bool(assumed.get("affine"))
     dists = _own_first(distributions_for(specs), assumed["name"])
     steps = len(dists) + (1 if real else 0) + 6
@@ -654,9 +654,10 @@ def _training_sensitive(layers: list[Any]) -> bool:
     return False
 
 
-def _assumed_range(given: dict[str, Any] | None, specs: list[InputSpec]) -> dict[str, Any]:
+def assumed_range(given: dict[str, Any] | None, specs: list[InputSpec]) -> dict[str, Any]:
     """The plan's input range, or the input-kind default when the plan has none (plans built
-    by hand, SavedModel signatures without a static graph)."""
+    by hand, SavedModel signatures without a static graph). The measurements and the diff's
+    activations both draw their random inputs on it."""
     if specs and all(s.is_ids for s in specs):
         return {"name": TOKEN_IDS, "low": 0.0, "high": float(max(s.vocab or 2 for s in specs)),
                 "reason": "integer inputs: in-vocabulary token ids", "source": "default",

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
-import math
 from importlib import resources
 from typing import Any
 
+from inspector.json_values import finite_values, json_default
 from inspector.report.model import Report
 
 
 def to_json(report: Report, *, indent: int | None = 2) -> str:
-    return json.dumps(_finite(report.to_dict()), sort_keys=True, indent=indent,
-                      ensure_ascii=False, default=_fallback)
+    return sorted_json(report.to_dict(), indent=indent)
+
+
+def sorted_json(data: Any, *, indent: int | None = 2) -> str:
+    """Every JSON document kinspect writes (single-file and diff reports): sorted keys and
+    NaN/Infinity as null, so the same input always gives the same bytes."""
+    return json.dumps(finite_values(data), sort_keys=True, indent=indent, ensure_ascii=False,
+                      default=json_default)
 
 
 def to_json_line(report: Report) -> str:
@@ -28,23 +34,3 @@ def load_schema() -> dict[str, Any]:
     text = resources.files("inspector.report").joinpath("schema.json").read_text("utf-8")
     return json.loads(text)
 
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN/Infinity: non-finite floats become null (counts say how many there were)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _fallback(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", "replace")
-    return str(value)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from inspector import __version__
 from inspector.findings import Finding
-from inspector.report.json_out import _finite
+from inspector.json_values import finite_values
 from inspector.report.model import Report
 from inspector.rules.registry import Rule, all_rules
 
@@ -150,11 +150,13 @@ def _result(report: Report, finding: Finding, artifact: int,
 
 def to_sarif(reports: list[Report]) -> str:
     """One SARIF 2.1.0 log (a single run) covering every report, as indented JSON."""
-    return _dump(_log(reports))
+    return dump_sarif(_log(reports))
 
 
-def _dump(log: dict[str, Any]) -> str:
-    return json.dumps(_finite(log), indent=2, sort_keys=True, ensure_ascii=False)
+def dump_sarif(log: dict[str, Any]) -> str:
+    """A SARIF log as kinspect writes every one (single-file and diff): indented, sorted keys,
+    NaN/Infinity as null."""
+    return json.dumps(finite_values(log), indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def merge_sarif(logs: list[str], failures: list[tuple[str, str]]) -> str:
@@ -182,7 +184,7 @@ def merge_sarif(logs: list[str], failures: list[tuple[str, str]]) -> str:
                 **artifact_location(path), "index": len(run["artifacts"]) - 1}}}],
             "properties": {"kind": "unreadable"}})
         invocation["executionSuccessful"] = False
-    return _dump(merged)
+    return dump_sarif(merged)
 
 
 def _log(reports: list[Report]) -> dict[str, Any]:
@@ -219,7 +221,7 @@ def _log(reports: list[Report]) -> dict[str, Any]:
                 "semanticVersion": __version__,
                 "rules": [_rule_entry(r) for r in rules],
             }},
-            "originalUriBaseIds": {SRCROOT: {"uri": _directory_uri(os.getcwd())}},
+            "originalUriBaseIds": src_root_base(),
             "artifacts": artifacts,
             "invocations": [{"executionSuccessful": True,
                              "toolExecutionNotifications": notes}],
@@ -229,7 +231,13 @@ def _log(reports: list[Report]) -> dict[str, Any]:
     return log
 
 
-def _directory_uri(path: str) -> str:
+def src_root_base() -> dict[str, Any]:
+    """``originalUriBaseIds``: SRCROOT is the working directory, which relative artifact
+    URIs (see artifact_uri) are resolved against."""
+    return {SRCROOT: {"uri": directory_uri(os.getcwd())}}
+
+
+def directory_uri(path: str) -> str:
     """An absolute directory URI ending in '/', as SARIF requires for a URI base."""
     uri = Path(os.path.abspath(path)).as_uri()
     return uri if uri.endswith("/") else uri + "/"

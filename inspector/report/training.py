@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspector.rules.training_rules import _learning_rate, _loss
+from inspector.rules.training_rules import optimizer_learning_rate, parse_loss
 
 
 def training_summary(cfg: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -19,7 +19,7 @@ def training_summary(cfg: dict[str, Any] | None) -> list[tuple[str, str]]:
     opt = cfg.get("optimizer")
     if isinstance(opt, dict) and opt.get("class_name"):
         items.append(("optimizer", str(opt["class_name"])))
-        lr, what = _learning_rate(opt)
+        lr, what = optimizer_learning_rate(opt)
         if lr is not None:
             schedule = "" if what == "learning rate" else f" ({what})"
             items.append(("learning rate", f"{lr:.4g}{schedule}"))
@@ -40,7 +40,7 @@ def _losses(raw: Any) -> str:
 
 
 def _one_loss(value: Any) -> str:
-    loss = _loss(value)
+    loss = parse_loss(value)
     if loss is None:
         return "?" if value is not None else "none"
     return loss.name + (" (from_logits)" if loss.from_logits else "")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inspector.graph import LayerNode, ModelGraph, TensorSpec
-from inspector.rules.config_rules import _implied_range
+from inspector.rules.config_rules import rescaling_input_range
 from inspector.rules.layer_facts import (
     BN_CLASSES,
     PASS_THROUGH,
@@ -31,7 +31,7 @@ from inspector.rules.layer_facts import (
     weights_by_name,
 )
 from inspector.rules.registry import Hit, RuleContext, register
-from inspector.rules.weight_rules import DEAD_UNIT_CLASSES, _input_non_negative
+from inspector.rules.weight_rules import DEAD_UNIT_CLASSES, input_non_negative
 
 # Assumed raw input ranges when the model does not say (no Rescaling at its input). Images:
 # the hull of the usual pixel conventions ([0, 1], [-1, 1], [0, 255], ImageNet-standardized
@@ -264,7 +264,7 @@ class _Bounds:
         if not isinstance(channels, int) or not (spec.dtype or "float32").startswith(
                 ("float", "bfloat")):
             return None
-        implied = _implied_range(first) if first.class_name == "Rescaling" else None
+        implied = rescaling_input_range(first) if first.class_name == "Rescaling" else None
         if implied is not None:
             lo, hi = implied
             origin = f"raw inputs in [{lo:g}, {hi:g}] (implied by {first.path})"
@@ -337,7 +337,7 @@ def _known_dead(node: LayerNode, found: Affine) -> np.ndarray:
     it proves non-negative, with bias <= 0): not repeated here."""
     no_positive = (found.matrix <= 0).all(axis=0) & (found.bias <= 0)
     zero = ~found.matrix.any(axis=0) & (found.bias <= 0)
-    return no_positive if _input_non_negative(node) else zero
+    return no_positive if input_non_negative(node) else zero
 
 
 @register(

@@ -476,8 +476,9 @@ _PREPROCESSING = frozenset({
 })
 
 
-def _implied_range(node: LayerNode) -> list[float] | None:
-    """Raw input range a Rescaling maps onto [0, 1] (offset >= 0) or [-1, 1] (offset < 0)."""
+def rescaling_input_range(node: LayerNode) -> list[float] | None:
+    """Raw input range a Rescaling maps onto [0, 1] (offset >= 0) or [-1, 1] (offset < 0):
+    what the model expects to be fed, for KIN022's evidence and the bounds rules' input box."""
     scale, offset = number(node.config.get("scale")), number(node.config.get("offset", 0.0))
     if not scale or offset is None:
         return None
@@ -515,7 +516,7 @@ def input_preprocessing(ctx: RuleContext) -> Iterator[Hit]:
         item: dict[str, object] = {"layer": n.path, "class_name": n.class_name}
         if n.class_name == "Rescaling":
             item.update(scale=n.config.get("scale"), offset=n.config.get("offset"),
-                        expects_range=_implied_range(n))
+                        expects_range=rescaling_input_range(n))
         prep.append(item)
     images = [t for t in graph.inputs if t.shape is not None and len(t.shape) == 4
               and (t.dtype or "float32").startswith(("float", "bfloat"))]

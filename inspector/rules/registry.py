@@ -16,6 +16,7 @@ from typing import Any
 
 from inspector.findings import SEVERITIES, Finding, sort_key
 from inspector.graph import LayerNode, ModelGraph
+from inspector.json_values import plain_values
 from inspector.stats import StatsCache
 
 _CODE_RE = re.compile(r"^KIN\d{3}$")
@@ -81,14 +82,14 @@ class Rule:
     def finding(self, hit: Hit) -> Finding:
         layer = hit.layer.path if isinstance(hit.layer, LayerNode) else hit.layer
         values = {"layer": layer or "model", **hit.evidence}
-        message = hit.message or _fill(self.template, values)
+        message = hit.message or fill_template(self.template, values)
         return Finding(
             code=self.code,
             rule=self.name,
             severity=hit.severity or self.severity,
             message=message,
             layer=layer,
-            evidence=_jsonable(hit.evidence),
+            evidence=plain_values(hit.evidence),
             hint=self.hint,
             source=self.source,
         )
@@ -99,7 +100,9 @@ class _Defaulting(dict):  # type: ignore[type-arg]
         return "{" + key + "}"
 
 
-def _fill(template: str, values: dict[str, Any]) -> str:
+def fill_template(template: str, values: dict[str, Any]) -> str:
+    """A finding's message (registry rules and diff findings alike): floats shortened to 4
+    significant digits, a field the evidence lacks left as ``{name}`` rather than raising."""
     shown = {k: _short(v) for k, v in values.items()}
     return template.format_map(_Defaulting(shown))
 
@@ -107,19 +110,6 @@ def _fill(template: str, values: dict[str, Any]) -> str:
 def _short(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    """Evidence goes straight into JSON: numpy scalars and tuples become plain values."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    if isinstance(value, float) and value != value:
-        return None
     return value
 
 

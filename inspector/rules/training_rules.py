@@ -52,7 +52,9 @@ class Loss:
         return self.config.get("from_logits") is True
 
 
-def _loss(value: Any) -> Loss | None:
+def parse_loss(value: Any) -> Loss | None:
+    """One saved loss entry (a name, a serialized class, or a Keras 3 ``function`` entry) as a
+    Loss with its family; None for what is not a loss entry. The text report names it too."""
     if isinstance(value, str):
         name, config = value, {}
     elif isinstance(value, dict) and isinstance(value.get("class_name"), str):
@@ -86,7 +88,7 @@ def output_losses(ctx: RuleContext) -> Iterator[tuple[LayerNode, Loss]]:
             value = raw.get(path.rsplit("/", 1)[-1])
         else:
             value = raw
-        loss = _loss(value)
+        loss = parse_loss(value)
         if loss is not None:
             yield node, loss
 
@@ -239,7 +241,9 @@ _ADAPTIVE_DEFAULTS = {"adam": 1e-3, "adamw": 1e-3, "adamax": 1e-3, "nadam": 1e-3
 _SCALE_FREE = frozenset({"adadelta"})
 
 
-def _learning_rate(opt: dict[str, Any]) -> tuple[float | None, str]:
+def optimizer_learning_rate(opt: dict[str, Any]) -> tuple[float | None, str]:
+    """(the saved optimizer's rate, what that number is): a schedule is read as its initial
+    rate, so a rule and the text report judge and show the same value."""
     lr = opt.get("learning_rate")
     if isinstance(lr, dict):
         cfg = lr.get("config") if isinstance(lr.get("config"), dict) else {}
@@ -279,7 +283,7 @@ def learning_rate_extreme(ctx: RuleContext) -> Iterator[Hit]:
     opt = tc.get("optimizer") if tc else None
     if not isinstance(opt, dict):
         return
-    lr, what = _learning_rate(opt)
+    lr, what = optimizer_learning_rate(opt)
     if lr is None:
         return
     name = str(opt.get("class_name") or "?")

@@ -371,7 +371,7 @@ def dead_units(ctx: RuleContext) -> Iterator[Hit]:
         matrix, bias = found
         if matrix.size >= 2 and matrix.min() == matrix.max():
             continue
-        non_negative_input = _input_non_negative(node)
+        non_negative_input = input_non_negative(node)
         zero_col = ~matrix.any(axis=0) & (bias <= 0)
         dead = zero_col
         reason = "zero kernel column and bias <= 0"
@@ -437,8 +437,10 @@ def normalization_not_adapted(ctx: RuleContext) -> Iterator[Hit]:
                          "count": None if count is None else count[1]})
 
 
-def _input_non_negative(node: LayerNode) -> bool:
-    """True when every tensor reaching ``node`` is provably >= 0 (e.g. comes out of a ReLU)."""
+def input_non_negative(node: LayerNode) -> bool:
+    """True when every tensor reaching ``node`` is provably >= 0 (e.g. comes out of a ReLU):
+    then a unit with no positive weight and bias <= 0 never fires (dead-units, and the
+    bounds rules that must not report it again)."""
     srcs = producers(node)
     if not srcs:
         return False
