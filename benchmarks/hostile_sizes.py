@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fixtures"))
 import hostile_sizes as fx  # noqa: E402
+from hostile_crafted import write_zip, zip_members  # noqa: E402
 
 GiB, MiB = 1 << 30, 1 << 20
 
@@ -177,21 +178,14 @@ def measure(script: str, path: Path, code: Path) -> Measure:
     return Measure(usage.ru_maxrss * 1024, peak_temp, seconds, _disk_size(path), outcome)
 
 
-def _deflated_healthy(dst: Path) -> None:
-    with zipfile.ZipFile(fx.BASE_KERAS) as a, \
-            zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as b:
-        for info in a.infolist():
-            b.writestr(info.filename, a.read(info.filename))
-
-
 def _npz_bomb(size: int) -> Callable[[Path], None]:
     def build(dst: Path) -> None:
         with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as z, \
                 z.open("x.npy", "w", force_zip64=True) as out:
             np.lib.format.write_array_header_2_0(
                 out, {"descr": "<f4", "fortran_order": False, "shape": (size // 12, 3)})
-            for block in range(0, size, 16 * MiB):
-                out.write(bytes(min(16 * MiB, size - block)))
+            for block in fx.zero_blocks(size):
+                out.write(block)
     return build
 
 
@@ -248,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         base_path = work / "healthy_deflated.keras"
-        _deflated_healthy(base_path)
+        write_zip(base_path, zip_members(fx.BASE_KERAS))  # deflated
         base = measure(STATIC, base_path, args.code)
         print(f"code: {args.code}")
         print(f"baseline (healthy mlp .keras, deflated, {base.model} B): peak RSS "

@@ -1,10 +1,19 @@
 """Assertions other tests share: report documents against the shipped JSON Schema, SARIF logs
-against the SARIF 2.1.0 structure (a subset of the OASIS schema, written here: no downloads)."""
+against the SARIF 2.1.0 structure (a subset of the OASIS schema, written here: no downloads);
+hand-built graphs; the command line run on a pseudo-terminal."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -195,3 +204,61 @@ def findings(graph: ModelGraph, rule: str) -> list[Finding]:
     found, errors = run_rules(graph, StatsCache(), select_rules([rule], None))
     assert not errors, errors
     return found
+
+
+class FakeTerminal(io.StringIO):
+    """A text stream that says it is a terminal: progress and colour are only for terminals."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class TerminalRun:
+    returncode: int
+    terminal: str   # what the pseudo-terminal showed
+    stdout: str     # stdout when it was a pipe, else ""
+
+
+def run_on_terminal(args: Sequence[str], *, env: Mapping[str, str] | None = None,
+                    stdout_on_terminal: bool = True, timeout: float = 300) -> TerminalRun:
+    """``python -m inspector *args`` with stderr (and stdout, unless piped) on a
+    pseudo-terminal, as a user at a shell sees it. The terminal is drained while the child
+    runs so neither side can block on a full buffer; NO_COLOR/FORCE_COLOR are dropped from
+    the environment so only ``env`` decides them."""
+    import pty
+
+    leader, follower = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "inspector", *args], stdin=subprocess.DEVNULL,
+            stdout=follower if stdout_on_terminal else subprocess.PIPE, stderr=follower,
+            env={**environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+            cwd=Path(__file__).resolve().parent.parent, text=True)
+    finally:
+        os.close(follower)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=_drain, args=(leader, chunks), daemon=True)
+    reader.start()
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    finally:
+        reader.join(timeout=10)
+        os.close(leader)
+    return TerminalRun(proc.returncode, b"".join(chunks).decode("utf-8", "replace"), out or "")
+
+
+def _drain(fd: int, chunks: list[bytes]) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:          # EIO: every writer closed the terminal
+            return
+        if not chunk:
+            return
+        chunks.append(chunk)

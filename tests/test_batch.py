@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import assert_valid_sarif
+from helpers import FakeTerminal, assert_valid_sarif, run_on_terminal
 
 from inspector.report.sarif import artifact_uri
 from inspector.run.outcome import Outcome
@@ -244,14 +244,9 @@ def test_jsonl_is_one_line_per_file_also_for_one_file(tmp_path: Path) -> None:
     assert "jsonl" in _cli("--help").stdout
 
 
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def test_progress_line_on_a_terminal_only() -> None:
     outcomes = [Outcome(path=p, text=p) for p in ("a.h5", "b.keras")]
-    term = _Terminal()
+    term = FakeTerminal()
     got = [o.path for o in with_progress(iter(outcomes), ["a.h5", "b.keras"], term)]
     assert got == ["a.h5", "b.keras"]
     shown = term.getvalue()
@@ -260,7 +255,7 @@ def test_progress_line_on_a_terminal_only() -> None:
     piped = io.StringIO()
     assert len(list(with_progress(iter(outcomes), ["a.h5", "b.keras"], piped))) == 2
     assert piped.getvalue() == ""
-    interrupted = _Terminal()
+    interrupted = FakeTerminal()
     gen = with_progress(iter(outcomes), ["a.h5", "b.keras"], interrupted)
     next(gen)
     gen.close()                                          # Ctrl-C, a write error...
@@ -269,26 +264,9 @@ def test_progress_line_on_a_terminal_only() -> None:
 
 def _on_terminal(*args: str, env: dict[str, str] | None = None) -> str:
     """stdout and stderr on a pseudo-terminal, as a user at a shell sees them."""
-    import pty
-
-    master, slave = pty.openpty()
-    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    proc = subprocess.Popen([sys.executable, "-m", "inspector", "--no-probe", *args],
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                            env={**environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
-    os.close(slave)
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:          # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    assert proc.wait(timeout=300) in (0, 1, 2)
-    return b"".join(chunks).decode("utf-8", "replace")
+    run = run_on_terminal(["--no-probe", *args], env=env)
+    assert run.returncode in (0, 1, 2)
+    return run.terminal
 
 
 def test_terminal_gets_colour_and_progress_unless_asked_not_to(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ schema, SARIF, exit codes, the TUI view). Static only: the probe comparison has 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from helpers import assert_valid_sarif
 
 from inspector.diff.catalog import DIFF_RULES
 from inspector.diff.findings_diff import only_in_one_side
-from inspector.diff.match import BY_PATH, BY_POSITION, match_layers
+from inspector.diff.match import BY_PATH, BY_POSITION, LayerPair, match_layers
 from inspector.diff.report import DiffReport, load_diff_schema, to_json, to_sarif, to_text
 from inspector.diff.run import diff_files, diff_graphs, probe_findings
 from inspector.diff.weight_diff import PrefilledStats, _aligned, diff_weights
@@ -46,6 +47,22 @@ CROSS_FORMAT = [("base.keras", "base.h5"), ("base_k2.h5", "base_k2_savedmodel"),
 
 def _diff(a: str, b: str) -> DiffReport:
     return diff_files(DIFF / a, DIFF / b, STATIC)
+
+
+@contextlib.contextmanager
+def _opened(a: str, b: str) -> Iterator[tuple[ModelGraph, ModelGraph]]:
+    """Two fixture models, closed on the way out."""
+    graph_a, graph_b = open_model(DIFF / a), open_model(DIFF / b)
+    try:
+        yield graph_a, graph_b
+    finally:
+        graph_a.close()
+        graph_b.close()
+
+
+def _pairs(a: str, b: str) -> list[LayerPair]:
+    with _opened(a, b) as (graph_a, graph_b):
+        return match_layers(graph_a, graph_b)
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +113,9 @@ def test_perturbed_weights_give_per_tensor_figures() -> None:
     report = _diff("base.keras", "weights_perturbed.keras")
     changed = [d for d in report.weights if d.status == "changed"]
     assert [(d.layer, d.name) for d in changed] == [("model/probs", "kernel")]
-    a = open_model(DIFF / "base.keras")
-    b = open_model(DIFF / "weights_perturbed.keras")
-    try:
+    with _opened("base.keras", "weights_perturbed.keras") as (a, b):
         ka = a.find("model/probs").weight("kernel").source.read().astype(np.float64)
         kb = b.find("model/probs").weight("kernel").source.read().astype(np.float64)
-    finally:
-        a.close()
-        b.close()
     assert changed[0].max_abs_diff == pytest.approx(np.abs(kb - ka).max())
     assert changed[0].rel_norm_change == pytest.approx(np.linalg.norm(kb - ka)
                                                        / np.linalg.norm(ka))
@@ -120,14 +132,10 @@ def test_bn_reset_is_an_error_and_fails_the_default_gate() -> None:
 
 
 def test_bn_stats_missing_in_b() -> None:
-    a, b = open_model(DIFF / "base.keras"), open_model(DIFF / "base.keras")
-    try:
+    with _opened("base.keras", "base.keras") as (a, b):
         bn = b.find("model/base/bn")
         bn.weights = [w for w in bn.weights if w.name != "moving_variance"]
         report = diff_graphs(a, b, STATIC)
-    finally:
-        a.close()
-        b.close()
     errors = {(f.rule, f.layer) for f in report.findings if f.severity == "error"}
     assert ("bn-stats-missing", "model/base/bn") in errors
     # the single-file rule of the same name fires on B only: an introduced finding
@@ -137,12 +145,7 @@ def test_bn_stats_missing_in_b() -> None:
 
 
 def test_renamed_layer_matches_by_class_and_position() -> None:
-    a, b = open_model(DIFF / "base.keras"), open_model(DIFF / "renamed_layer.keras")
-    try:
-        pairs = match_layers(a, b)
-    finally:
-        a.close()
-        b.close()
+    pairs = _pairs("base.keras", "renamed_layer.keras")
     by_b = {p.path_b: p for p in pairs}
     assert by_b["model/scores"].path_a == "model/probs"
     assert by_b["model/scores"].how == BY_POSITION and by_b["model/scores"].renamed
@@ -151,12 +154,7 @@ def test_renamed_layer_matches_by_class_and_position() -> None:
 
 
 def test_added_layer_keeps_file_order() -> None:
-    a, b = open_model(DIFF / "base.keras"), open_model(DIFF / "layer_added.keras")
-    try:
-        pairs = match_layers(a, b)
-    finally:
-        a.close()
-        b.close()
+    pairs = _pairs("base.keras", "layer_added.keras")
     assert [(p.path_a, p.path_b, p.how) for p in pairs][-3:] == [
         ("model/flatten", "model/flatten", BY_PATH), (None, "model/extra_fc", "added"),
         ("model/probs", "model/probs", BY_PATH)]
@@ -176,6 +174,7 @@ class _Chunked:
 
     def __init__(self, values: np.ndarray, step: int) -> None:
         self.values, self.step, self.reads = values.reshape(-1), step, 0
+        self.shape = values.shape
 
     def read(self) -> np.ndarray:
         self.reads += 1
@@ -188,7 +187,9 @@ class _Chunked:
             yield self.values[i:i + step]
 
 
-def _graph(name: str, weights: list[WeightInfo]) -> ModelGraph:
+def _graph(name: str, kernel: _Chunked) -> ModelGraph:
+    """One Dense layer whose kernel reads from ``kernel``."""
+    weights = [WeightInfo("kernel", kernel.shape, "float32", f"{name}:k", kernel)]
     layer = LayerNode("dense", "model/dense", "Dense", {}, weights=weights)
     root = LayerNode("model", "model", "Functional", {}, children=[layer], role="model")
     return ModelGraph(path=name, format="test", root=root)
@@ -201,8 +202,7 @@ def test_chunks_are_realigned_and_figures_match_numpy() -> None:
     b[5, 3] += 0.5
     b[30, 0] = np.nan
     sa, sb = _Chunked(a, 13), _Chunked(b, 17)  # different chunk boundaries
-    ga = _graph("a", [WeightInfo("kernel", a.shape, "float32", "a:k", sa)])
-    gb = _graph("b", [WeightInfo("kernel", b.shape, "float32", "b:k", sb)])
+    ga, gb = _graph("a", sa), _graph("b", sb)
     [delta] = diff_weights(match_layers(ga, gb), ga, gb, chunk_elements=50).deltas
     finite = np.isfinite(b)
     d = np.abs(b.astype(np.float64) - a)[finite]
@@ -219,8 +219,7 @@ def test_chunks_are_realigned_and_figures_match_numpy() -> None:
 def test_small_tensors_are_read_once_for_diff_and_stats() -> None:
     a = np.arange(20, dtype="float32")
     sa, sb = _Chunked(a, 100), _Chunked(a + 1, 100)
-    ga = _graph("a", [WeightInfo("kernel", a.shape, "float32", "a:k", sa)])
-    gb = _graph("b", [WeightInfo("kernel", a.shape, "float32", "b:k", sb)])
+    ga, gb = _graph("a", sa), _graph("b", sb)
     prefill = PrefilledStats()
     diff_weights(match_layers(ga, gb), ga, gb, stats_a=prefill)
     assert sa.reads == 1
@@ -239,12 +238,7 @@ def _finding(code: str, layer: str | None) -> Finding:
 
 
 def test_findings_only_in_one_side_follow_renamed_layers() -> None:
-    a, b = open_model(DIFF / "base.keras"), open_model(DIFF / "renamed_layer.keras")
-    try:
-        pairs = match_layers(a, b)
-    finally:
-        a.close()
-        b.close()
+    pairs = _pairs("base.keras", "renamed_layer.keras")
     fa = [_finding("KIN001", "model/probs"), _finding("KIN002", None),
           _finding("KIN003", "model/dropout")]
     fb = [_finding("KIN001", "model/scores"), _finding("KIN002", None),

@@ -171,7 +171,7 @@ def test_compressed_size_past_the_archive_end_is_a_lie(tmp_path: Path) -> None:
     path = tmp_path / "lie.keras"
     shutil_src = ROOT / "fixtures" / "models" / "mlp" / "k3.keras"
     path.write_bytes(shutil_src.read_bytes())
-    hostile_sizes._patch_compress_size(path, "config.json", 1 << 30)
+    hostile_sizes.patch_member_size(path, "config.json", 1 << 30, compressed=True)
     with pytest.raises(KinspectError) as err:
         open_model(path)
     assert err.value.kind == ErrorKind.CORRUPT and "lying zip header" in str(err.value)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import FakeTerminal, run_on_terminal
 
 from inspector.graph import CallNode, LayerNode, ModelGraph, TensorRef, TensorSpec
 from inspector.options import Options
@@ -224,17 +225,12 @@ def test_progress_fractions_after_load_fill_the_rest_of_the_bar() -> None:
 # ----------------------------------------------------------------------------- CLI progress
 
 
-class _Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def test_progress_names_the_stage_range_and_step() -> None:
     event = {"event": "stage", "stage": "outputs", "range": "[0,1]", "step": 3, "steps": 4,
              "message": "predict on 16 samples in [0,1]"}
     assert stage_text(event) == "outputs [0,1] 3/4"
     assert stage_text({"event": "stage", "stage": "layers"}) == "layers"
-    stream = _Tty()
+    stream = FakeTerminal()
     clock = iter([10.0, 22.4])
     sink = StderrProgress("/x/resnet50.keras", stream, clock=lambda: next(clock))
     sink({"event": "stage", "stage": "import"})
@@ -247,7 +243,7 @@ def test_progress_names_the_stage_range_and_step() -> None:
 
 def test_progress_only_on_a_terminal() -> None:
     assert progress_sink("m.keras", io.StringIO()) is None
-    assert isinstance(progress_sink("m.keras", _Tty()), StderrProgress)
+    assert isinstance(progress_sink("m.keras", FakeTerminal()), StderrProgress)
 
 
 @pytest.mark.tf
@@ -255,35 +251,10 @@ def test_progress_only_on_a_terminal() -> None:
 def test_cli_prints_probe_progress_on_a_terminal_stderr() -> None:
     """End to end: stderr on a pseudo-terminal gets the stage lines with the input range;
     stdout (a pipe) gets only the report."""
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parent.parent
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "inspector", "--json", "--samples", "8",
-             "fixtures/models/mlp/k3.keras"], stdout=subprocess.PIPE, stderr=follower,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=root, timeout=300, text=True)
-        os.close(follower)
-        follower = -1
-        err = b""
-        while True:
-            try:
-                block = os.read(leader, 65536)
-            except OSError:          # EIO: the writer side is closed
-                break
-            if not block:
-                break
-            err += block
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
-    lines = err.decode(errors="replace").splitlines()
-    assert proc.returncode == 0 and proc.stdout.lstrip().startswith("{")
+    run = run_on_terminal(["--json", "--samples", "8", "fixtures/models/mlp/k3.keras"],
+                          stdout_on_terminal=False)
+    lines = run.terminal.splitlines()
+    assert run.returncode == 0 and run.stdout.lstrip().startswith("{")
     seen = [m.groups() for m in (re.search(r"k3\.keras: probe: outputs (\S+) (\d)/4 \(\d+ s\)$",
                                            line) for line in lines) if m]
     assert sorted(seen, key=lambda g: g[1]) == list(zip(
