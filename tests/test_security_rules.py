@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from test_weight_rules import chain, findings, layer
 
-from inspector.graph import ROOT_PATH, CallNode, ContainerIssue, LayerNode, ModelGraph
+from inspector.graph import (
+    CONTAINER_ISSUE_KINDS,
+    ROOT_PATH,
+    CallNode,
+    ContainerIssue,
+    LayerNode,
+    ModelGraph,
+)
 from inspector.readers.keras_config import (
     is_builtin_module,
     is_builtin_registered_name,
@@ -186,16 +193,39 @@ def test_vocabulary_paths(vocab: Any, severity: str | None) -> None:
     assert rules(graph, "untrusted-module-reference") == expected
 
 
+# HDF5 links h5py would follow: untrusted-module-reference reports them, at the severity
+# the kind table (graph.CONTAINER_ISSUE_KINDS) gives them.
+LINK_KINDS = ("hdf5-external-link", "hdf5-external-storage", "hdf5-virtual-dataset",
+              "hdf5-soft-link")
+
+
 def test_container_issues() -> None:
     graph = chain(layer("d", "Dense", units=2))
     graph.container_issues = [
         ContainerIssue("hdf5-external-link", "/model_weights/d", "external link"),
         ContainerIssue("hdf5-soft-link", "/model_weights/e", "soft link"),
         ContainerIssue("hdf5-virtual-dataset", "/x", "virtual"),
+        ContainerIssue("hdf5-external-storage", "/model_weights/f", "external storage"),
         ContainerIssue("zip-unexpected-member", "extra.txt", "member not written by Keras"),
     ]
     assert sorted(rules(graph, "untrusted-module-reference")) == [
-        ("error", None), ("error", None), ("warning", None)]
+        ("error", None), ("error", None), ("error", None), ("warning", None)]
+
+
+@pytest.mark.parametrize("kind", LINK_KINDS)
+def test_link_kinds_are_reported_at_their_table_severity(kind: str) -> None:
+    info = CONTAINER_ISSUE_KINDS.get(kind)
+    assert info is not None and info.rule == "untrusted-module-reference", kind
+    graph = chain(layer("d", "Dense", units=2))
+    graph.container_issues = [ContainerIssue(kind, "/model_weights/d", "link")]
+    hits = findings(graph, "untrusted-module-reference")
+    assert [(f.severity, f.evidence["kind"]) for f in hits] == [(info.severity, kind)]
+    assert hits[0].evidence["why"] == f"{kind}: link"
+
+
+def test_only_link_kinds_go_to_untrusted_module_reference() -> None:
+    assert sorted(k for k, info in CONTAINER_ISSUE_KINDS.items()
+                  if info.rule == "untrusted-module-reference") == sorted(LINK_KINDS)
 
 
 def test_nested_and_wrapped_layers_are_walked() -> None:

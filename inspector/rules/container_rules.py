@@ -8,7 +8,8 @@ HDF5/zip polyglot has its own rule, every other kind is a container-anomaly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from inspector.graph import (
     ANOMALY_RULE,
@@ -19,15 +20,18 @@ from inspector.graph import (
 from inspector.rules.registry import Hit, RuleContext, register
 
 
-def _hits(ctx: RuleContext, rule: str) -> Iterator[Hit]:
+def _evidence(issue: ContainerIssue) -> dict[str, Any]:
+    return {"kind": issue.kind, "where": issue.location, "detail": issue.detail}
+
+
+def issue_hits(ctx: RuleContext, rule: str,
+               evidence: Callable[[ContainerIssue], dict[str, Any]] = _evidence,
+               ) -> Iterator[Hit]:
+    """One hit per container issue whose kind ``rule`` reports, at the issue's severity: the
+    kind table decides both, so every rule that reports container issues builds hits here."""
     for issue in ctx.graph.container_issues:
         if issue.rule == rule:
-            yield _hit(issue)
-
-
-def _hit(issue: ContainerIssue) -> Hit:
-    return Hit(None, {"kind": issue.kind, "where": issue.location, "detail": issue.detail},
-               severity=issue.severity)
+            yield Hit(None, evidence(issue), severity=issue.severity)
 
 
 @register(
@@ -54,7 +58,7 @@ def polyglot_container(ctx: RuleContext) -> Iterator[Hit]:
     Example: ``cat model.h5 evil.keras > model.keras``, or a zip written into an HDF5 user
     block.
     """
-    yield from _hits(ctx, POLYGLOT_RULE)
+    yield from issue_hits(ctx, POLYGLOT_RULE)
 
 
 @register(
@@ -80,7 +84,7 @@ def container_anomaly(ctx: RuleContext) -> Iterator[Hit]:
 
     Example: a ``.keras`` archive with a member ``../../tmp/evil.sh``.
     """
-    yield from _hits(ctx, ANOMALY_RULE)
+    yield from issue_hits(ctx, ANOMALY_RULE)
 
 
 def _kind_table() -> str:

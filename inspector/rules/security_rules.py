@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.graph import LayerNode
+from inspector.graph import REFERENCE_RULE, ContainerIssue, LayerNode
 from inspector.readers.keras_config import (
     is_builtin_module,
     is_builtin_registered_name,
@@ -17,6 +17,7 @@ from inspector.readers.keras_config import (
 )
 from inspector.rules import keras_builtins as kb
 from inspector.rules.bytecode_scan import decode_marshalled, scan_code
+from inspector.rules.container_rules import issue_hits
 from inspector.rules.registry import Hit, RuleContext, register
 
 # Object dicts Keras writes for values, not for classes it has to find.
@@ -58,8 +59,6 @@ NON_MODELING_FUNCTIONS = frozenset({
     "py_func", "system", "exec", "eval",
 })
 _SAFE_MODULES = frozenset({"builtins"})
-_LINK_SEVERITY = {"hdf5-external-link": "error", "hdf5-external-storage": "error",
-                  "hdf5-virtual-dataset": "error", "hdf5-soft-link": "warning"}
 # Layers that read another file when the model loads, and the config key that names it.
 _PATH_FIELDS = {"StringLookup": "vocabulary", "IntegerLookup": "vocabulary",
                 "TextVectorization": "vocabulary", "TFSMLayer": "filepath",
@@ -248,15 +247,18 @@ def _declared_lambdas(value: Any) -> Iterator[tuple[str, str]]:
                 yield field, key
 
 
+def _with_code(evidence: dict[str, Any], raw: bytes | None) -> dict[str, Any]:
+    """``evidence`` plus what a scan of the bytecode shows (an empty blob scans as 0 bytes)."""
+    return {**evidence, **(scan_code(raw).as_evidence() if raw else {"code_bytes": 0})}
+
+
 def _lambda_function(node: LayerNode) -> dict[str, Any]:
     """What a Lambda layer's ``function`` is: bytecode (with its scan) or a named function."""
     fn = node.config.get("function")
     blob = _code_blob(fn)
     if blob is not None:
         form, raw = blob
-        evidence: dict[str, Any] = {"form": form}
-        evidence.update(scan_code(raw).as_evidence() if raw else {"code_bytes": 0})
-        return evidence
+        return _with_code({"form": form}, raw)
     if is_object_dict(fn):
         return {"form": "named function", "function": fn.get("config"),
                 "module": fn.get("module")}
@@ -321,18 +323,16 @@ def lambda_layer(ctx: RuleContext) -> Iterator[Hit]:
                     continue
                 covered.add(where)
                 blob = _code_blob(value[field])
-                evidence = {"form": f"{type_key}: lambda", "where": where}
-                evidence.update(scan_code(blob[1]).as_evidence() if blob and blob[1]
-                                else {"code_bytes": 0})
+                evidence = _with_code({"form": f"{type_key}: lambda", "where": where},
+                                      blob[1] if blob else None)
                 yield _lambda_hit(node, f"function declared as a lambda at {where}", evidence)
             blob = _code_blob(value)
             if blob is None:
                 continue
             covered.add(loc)
             form, raw = blob
-            evidence = {"form": form, "where": loc}
-            evidence.update(scan_code(raw).as_evidence() if raw else {"code_bytes": 0})
-            yield _lambda_hit(node, f"serialized code at {loc}", evidence)
+            yield _lambda_hit(node, f"serialized code at {loc}",
+                              _with_code({"form": form, "where": loc}, raw))
 
 
 def _lambda_hit(node: LayerNode | None, what: str, evidence: dict[str, Any]) -> Hit:
@@ -344,6 +344,20 @@ def _lambda_hit(node: LayerNode | None, what: str, evidence: dict[str, Any]) -> 
 # ---------------------------------------------------------------- custom-object
 
 
+def _trusted_module(module: str) -> bool:
+    return is_builtin_module(module) or module in _SAFE_MODULES
+
+
+def _module_reason(module: Any, what: str) -> str | None:
+    """Why a stored ``module`` points outside Keras (``what`` says to what), None if it
+    does not or is absent."""
+    if module is None:
+        return None
+    if not isinstance(module, str):  # crafted: not even a name
+        return f"module given as {type(module).__name__}, not a name"
+    return None if _trusted_module(module) else f"{what} {module}"
+
+
 def _custom_reason(class_name: str, module: Any, registered: Any) -> str | None:
     """Why an object dict / layer names non-Keras code, or None when it is built in."""
     if isinstance(registered, str) and ">" in registered and not (
@@ -352,10 +366,8 @@ def _custom_reason(class_name: str, module: Any, registered: Any) -> str | None:
     plain = _plain_class(class_name)
     if ">" in plain:
         return f"registered as {plain}"
-    if module is not None and not isinstance(module, str):  # crafted: not even a name
-        return f"module given as {type(module).__name__}, not a name"
-    if module is not None and not is_builtin_module(module) and module not in _SAFE_MODULES:
-        return f"defined in module {module}"
+    if (reason := _module_reason(module, "defined in module")) is not None:
+        return reason
     if module is None and plain not in _KNOWN_CLASSES:
         # A Keras 3 module under keras.* vouches for the class (applications define a few
         # private layers); Keras 2 files carry no module, so only the name can tell.
@@ -366,14 +378,12 @@ def _custom_reason(class_name: str, module: Any, registered: Any) -> str | None:
 def _function_reason(name: Any, module: Any) -> str | None:
     if not isinstance(name, str):
         return None
+    if name == "<lambda>":  # Keras 2 saved an anonymous function by its name alone
+        return "a lambda that was not saved"
     if ">" in name:
         return f"registered function {name}"
-    if module is not None and not isinstance(module, str):  # crafted: not even a name
-        return f"module given as {type(module).__name__}, not a name"
-    if module is not None and not is_builtin_module(module) and module not in _SAFE_MODULES:
-        return f"function from module {module}"
-    if name == "<lambda>":
-        return "a lambda that was not saved"
+    if (reason := _module_reason(module, "function from module")) is not None:
+        return reason
     if name.rsplit(".", 1)[-1].lower() not in _KNOWN_FUNCTIONS:
         return "not a Keras function"
     return None
@@ -395,7 +405,8 @@ def _kind_of(scope: Scope, key: str | None) -> str:
 
 
 def _loss_or_metric_entry(scope: Scope, loc: str, key: str | None) -> bool:
-    """A string naming a loss/metric: list items, or values of a per-output dict."""
+    """A string naming a loss/metric: the compile entry itself, its list items, or values of
+    a per-output dict."""
     if scope.compile_key not in _LOSS_KEYS:
         return False
     if key is None:
@@ -460,7 +471,7 @@ def custom_object(ctx: RuleContext) -> Iterator[Hit]:
                 seen.add(loc)
                 yield Hit(node, {"kind": _kind_of(scope, key), "name": name, "reason": reason,
                                  "where": loc, "module": obj.get("module")})
-        for loc, key, value in scope.items():
+        for loc, key, value in _with_root(scope):
             if not isinstance(value, str) or any(_inside(loc, c) for c in lambdas):
                 continue
             checked = key in _ACTIVATION_KEYS or key in _FUNCTION_KEYS or (
@@ -471,11 +482,6 @@ def custom_object(ctx: RuleContext) -> Iterator[Hit]:
             if reason is not None:
                 yield Hit(node, {"kind": _kind_of(scope, key), "name": value, "reason": reason,
                                  "where": loc})
-        if scope.compile_key in _LOSS_KEYS and isinstance(scope.value, str):
-            reason = _function_reason(scope.value, None)
-            if reason is not None:
-                yield Hit(node, {"kind": _kind_of(scope, None), "name": scope.value,
-                                 "reason": reason, "where": scope.where})
 
 
 # ---------------------------------------------------------------- untrusted-module-reference
@@ -579,8 +585,7 @@ def _external_paths(scope: Scope) -> Iterator[Hit]:
             reported.add(where)
             why = (f"loads the SavedModel {path!r} when the model loads (its graph runs)"
                    if loader else f"reads its vocabulary from the file {path!r}")
-            yield Hit(node, {"why": why, "where": where, "path": path},
-                      severity="error" if _outside(path) else "warning")
+            yield _path_hit(node, why, where, path)
         elif loader:
             yield Hit(node, {"why": f"{node.class_name} loads an external SavedModel when the "
                                     "model loads", "where": where, "path": None},
@@ -589,8 +594,13 @@ def _external_paths(scope: Scope) -> Iterator[Hit]:
         if key is None or not isinstance(value, str) or not value or loc in reported \
                 or not _PATH_KEY_RE.search(key.lower()):
             continue
-        yield Hit(scope.layer, {"why": f"names the file {value!r} ({key})", "where": loc,
-                                "path": value}, severity="error" if _outside(value) else "warning")
+        yield _path_hit(scope.layer, f"names the file {value!r} ({key})", loc, value)
+
+
+def _path_hit(node: LayerNode | None, why: str, where: str, path: str) -> Hit:
+    """Files outside the model's own folder are errors, relative names warnings."""
+    return Hit(node, {"why": why, "where": where, "path": path},
+               severity="error" if _outside(path) else "warning")
 
 
 def _is_registered(class_name: str, registered: Any) -> bool:
@@ -608,7 +618,7 @@ def _judge(ref: _ModuleRef) -> tuple[str, str] | None:
         return "error", f"names the Python builtin {leaf}"
     if is_builtin_module(module) and leaf in NON_MODELING_FUNCTIONS:
         return "error", f"names {module}.{leaf}, which reads/writes files or runs code"
-    if is_builtin_module(module) or module in _SAFE_MODULES:
+    if _trusted_module(module):
         return None
     if not ref.imported or ref.registered:
         return None
@@ -660,9 +670,8 @@ def untrusted_module_reference(ctx: RuleContext) -> Iterator[Hit]:
             yield Hit(scope.layer, {"why": why, "where": ref.where, "module": ref.module,
                                     "name": ref.name}, severity=severity)
         yield from _external_paths(scope)
-    for issue in ctx.graph.container_issues:
-        severity = _LINK_SEVERITY.get(issue.kind)
-        if severity is None:
-            continue
-        yield Hit(None, {"why": f"{issue.kind}: {issue.detail}", "where": issue.location,
-                         "kind": issue.kind}, severity=severity)
+    yield from issue_hits(ctx, REFERENCE_RULE, _link_evidence)
+
+
+def _link_evidence(issue: ContainerIssue) -> dict[str, Any]:
+    return {"why": f"{issue.kind}: {issue.detail}", "where": issue.location, "kind": issue.kind}
