@@ -15,7 +15,7 @@ import pytest
 from helpers import chain, findings
 from test_weight_rules import layer
 
-from inspector.graph import ModelGraph, TensorSpec
+from inspector.graph import ModelGraph, TensorRef, TensorSpec
 from inspector.options import Options
 from inspector.readers.keras_config import normalize_training_config
 from inspector.rules.bounds_rules import Box, _affine, _transfer
@@ -121,6 +121,27 @@ def test_dead_units_by_bounds_is_a_proof_on_sampled_inputs() -> None:
     fired = (x @ kernel + bias > 0).any(axis=0)
     (hit,) = findings(graph, "dead-units-by-bounds")
     assert not fired[hit.evidence["examples"]].any()
+
+
+@pytest.mark.parametrize("where", ["input", "Reshape", "Flatten", "Normalization"])
+def test_dead_units_by_bounds_never_sizes_an_array_from_a_crafted_width(where: str) -> None:
+    """Widths come from the file's config: 2**40 features must not allocate 8 TiB (a crash)
+    nor, at a few billion, fill the memory of the machine; the rule just has no proof."""
+    huge = 1 << 40
+    graph = _dead_mlp(-1e5, rescale=False)
+    if where == "input":
+        graph.inputs = [TensorSpec("input_layer", (None, huge), "float32")]
+    else:
+        wide = layer("wide", where, target_shape=[huge])
+        wide.output_shape = (None, huge)
+        graph.root.children.insert(1, wide)  # type: ignore[union-attr]
+        wide.parent = graph.root
+        wide.path = "model/wide"
+        wide.calls[0].inputs = [TensorRef("input_layer")]
+        graph.find("model/hidden").calls[0].inputs = [TensorRef("wide")]  # type: ignore
+    found = findings(graph, "dead-units-by-bounds")  # fails on a crashed rule
+    # Normalization's output is bounded whatever its width, so the proof still holds there
+    assert bool(found) is (where == "Normalization")
 
 
 def test_dead_units_by_bounds_severity_by_fraction() -> None:

@@ -46,6 +46,9 @@ MAX_AFFINE = 4
 # mark of a diverged run); every unit dead is an error (the layer outputs zeros).
 DEAD_WARN_FRACTION = 0.5
 MAX_KERNEL = 1 << 20
+# Widest box modelled: a wider one could never meet a kernel under MAX_KERNEL, and the widths
+# come from the file's config, so a crafted shape must not size an allocation.
+MAX_WIDTH = MAX_KERNEL
 MAX_CHAIN = 64
 _CONV = frozenset({"Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D",
                    "Convolution3D"})
@@ -200,10 +203,14 @@ def _batch_norm(node: LayerNode, box: Box) -> Box | None:
     return box.with_bounds(np.minimum(a, b), np.maximum(a, b))
 
 
+def _width(last: object) -> int | None:
+    """A box width taken from a saved shape, or None when it is unknown or beyond MAX_WIDTH."""
+    return last if isinstance(last, int) and 0 < last <= MAX_WIDTH else None
+
+
 def _channels(node: LayerNode) -> int | None:
     shape = shape_of(node)
-    last = shape[-1] if shape else None
-    return last if isinstance(last, int) and last > 0 else None
+    return _width(shape[-1] if shape else None)
 
 
 def _pre_activation(node: LayerNode, box: Box) -> Box | None:
@@ -260,9 +267,8 @@ class _Bounds:
     def _start(self, first: LayerNode, spec: TensorSpec | None) -> Box | None:
         if spec is None or spec.shape is None or len(spec.shape) < 2:
             return None
-        channels = spec.shape[-1]
-        if not isinstance(channels, int) or not (spec.dtype or "float32").startswith(
-                ("float", "bfloat")):
+        channels = _width(spec.shape[-1])
+        if channels is None or not (spec.dtype or "float32").startswith(("float", "bfloat")):
             return None
         implied = rescaling_input_range(first) if first.class_name == "Rescaling" else None
         if implied is not None:
