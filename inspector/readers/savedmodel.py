@@ -2,9 +2,11 @@
 
 ``saved_model.pb`` gives the signatures and the SavedObjectGraph (every trackable object: layers,
 variables, functions, and the child names linking them). ``keras_metadata.pb`` (tf.keras 2.x
-``model.save(dir)``) adds each layer's JSON metadata, whose root holds the model config; without
-it (Keras 3 ``model.export()``, plain ``tf.saved_model.save``) only signatures and a flat
-variable list can be reported. Values come lazily from the checkpoint bundle in ``variables/``.
+``model.save(dir)``) adds each layer's JSON metadata, whose root holds the model config;
+TensorFlow <= 2.4 kept the same records inline (``SavedUserObject.metadata``, since deprecated),
+which are read when the file is absent. Without either (Keras 3 ``model.export()``, plain
+``tf.saved_model.save``) only signatures and a flat variable list can be reported. Values come
+lazily from the checkpoint bundle in ``variables/``.
 Both .pb files are walked by wire fields under a read cap (never read whole): unknown fields
 are skipped by seeking, and the GraphDef is only listed op by op (tf_graph.py) for the rules.
 Field numbers follow tensorflow/core/protobuf/{saved_model,meta_graph,saved_object_graph,
@@ -56,12 +58,12 @@ BIG_UNREAD_FIELD = 16 << 20  # an unread field this large is reported (padding)
 ISSUE_SYMLINK = "savedmodel-symlink"
 ISSUE_READ_CAP = "savedmodel-read-cap"
 ISSUE_PADDING = "savedmodel-unknown-field"
-CONTAINER_ISSUE_KINDS = (ISSUE_SYMLINK, ISSUE_READ_CAP, ISSUE_PADDING)
 SERVING_TAG = "serve"
 SERVING_SIGNATURE = "serving_default"
 INIT_OP_SIGNATURE = "__saved_model_init_op"
 VARIABLE_ATTRIBUTE = "VARIABLE_VALUE"
 METRIC_IDENTIFIER = "_tf_keras_metric"
+KERAS_IDENTIFIER_PREFIX = "_tf_keras"  # _tf_keras_layer, _tf_keras_network, ...
 K3_ALL_VARIABLES = "_all_variables"
 
 # SavedObject ``kind`` oneof field numbers.
@@ -86,6 +88,7 @@ class SavedObject:
     identifier: str = ""
     children: list[tuple[str, int]] = field(default_factory=list)
     variable: SavedVariable | None = None
+    metadata: str = ""  # TF <= 2.4: the Keras record keras_metadata.pb later took over
 
     def child(self, name: str) -> int | None:
         for local, target in self.children:
@@ -102,6 +105,7 @@ class KerasObject:
     node_path: str
     identifier: str
     metadata: dict[str, Any]
+    source: str = KERAS_METADATA_PB  # the file the record came from, for messages
 
 
 @dataclass
@@ -152,7 +156,7 @@ def read_savedmodel(path: str | os.PathLike[str]) -> ModelGraph:
 
     metadata_path = os.path.join(path, KERAS_METADATA_PB)
     keras_objects = _keras_metadata(metadata_path, path, issues) \
-        if _present(metadata_path) else None
+        if _present(metadata_path) else _inline_metadata(pb_path, objects, ctx.notes)
     graph = _keras_graph(ctx, keras_objects) if keras_objects else _plain_graph(ctx)
     graph.signatures = signatures
     graph.graph_ops = graph_ops
@@ -349,7 +353,8 @@ def _object_graph(meta_graph: pw.Fields) -> list[SavedObject]:
                 raise pw.WireError(f"object {node_id} references missing object {target}")
             obj.children.append((pw.get_str(ref_fields, 2), target))
         if kind == "user_object":
-            obj.identifier = pw.get_str(pw.get_msg(fields, 4) or {}, 1)
+            user = pw.get_msg(fields, 4) or {}
+            obj.identifier, obj.metadata = pw.get_str(user, 1), pw.get_str(user, 3)
         elif kind == "variable":
             var = pw.get_msg(fields, 7) or {}
             obj.variable = SavedVariable(
@@ -468,7 +473,7 @@ def _plain_graph(ctx: _Context) -> ModelGraph:
     """Signatures and the variables, in breadth-first order from the root object."""
     graph = ModelGraph(path=ctx.path, format="savedmodel", root=None, has_architecture=False)
     root = ctx.objects[0] if ctx.objects else None
-    if root is not None and root.identifier.startswith("_tf_keras"):
+    if root is not None and root.identifier.startswith(KERAS_IDENTIFIER_PREFIX):
         graph.notes.append(f"the root object is a tf.keras model ({root.identifier}) saved "
                            "without keras_metadata.pb")
     seen: set[tuple[Any, ...]] = set()
@@ -523,7 +528,10 @@ def _keras_metadata(file_path: str, shown: str,
                 if number != 1 or isinstance(value, int):
                     _unread(KERAS_METADATA_PB, number, value, issues)
                     continue
-                objects.append(_keras_object(file_path, pw.parse(pw.load(value))))
+                fields = pw.parse(pw.load(value))
+                objects.append(_keras_object(
+                    file_path, pw.get_int(fields, 2), pw.get_str(fields, 3),
+                    pw.get_str(fields, 4), pw.get_str(fields, 5)))
     except pw.ReadCapError as exc:
         _cap_hit(KERAS_METADATA_PB, exc, issues)
     except pw.WireError as exc:
@@ -532,15 +540,35 @@ def _keras_metadata(file_path: str, shown: str,
     return objects
 
 
-def _keras_object(file_path: str, fields: pw.Fields) -> KerasObject:
-    text = pw.get_str(fields, 5)
+def _inline_metadata(pb_path: str, objects: list[SavedObject],
+                     notes: list[str]) -> list[KerasObject] | None:
+    """The Keras records TF <= 2.4 wrote into saved_model.pb itself; None without a Keras root.
+
+    tf_keras still loads such a directory as a Keras model from these records, so reading
+    them is what keeps its layers, configs (Lambda code included) and weights in view.
+    """
+    keras = [obj for obj in objects
+             if obj.metadata and obj.identifier.startswith(KERAS_IDENTIFIER_PREFIX)]
+    if not keras or keras[0].node_id != 0:  # a non-Keras root: signatures and variables
+        return None
+    routes = _first_routes(objects)
+    records = [_keras_object(pb_path, obj.node_id,
+                             ".".join(["root", *routes.get(obj.node_id, [])]),
+                             obj.identifier, obj.metadata, SAVED_MODEL_PB) for obj in keras]
+    notes.append("Keras metadata read from saved_model.pb (TensorFlow <= 2.4 kept it there, "
+                 "not in keras_metadata.pb)")
+    return records
+
+
+def _keras_object(file_path: str, node_id: int, node_path: str, identifier: str, text: str,
+                  source: str = KERAS_METADATA_PB) -> KerasObject:
     try:
         metadata = _untuple(json.loads(text)) if text else {}
     except (ValueError, RecursionError) as exc:
         raise KinspectError(file_path, f"invalid layer metadata JSON: "
                             f"{str(exc)[:120]}") from exc
-    return KerasObject(pw.get_int(fields, 2), pw.get_str(fields, 3), pw.get_str(fields, 4),
-                       metadata if isinstance(metadata, dict) else {})
+    return KerasObject(node_id, node_path, identifier,
+                       metadata if isinstance(metadata, dict) else {}, source)
 
 
 def _keras_graph(ctx: _Context, keras_objects: list[KerasObject]) -> ModelGraph:
@@ -602,7 +630,7 @@ def _node_configs(binder: _Binder, root: LayerNode,
             continue
         value = {k: meta[k] for k in ("class_name", "config", "module", "registered_name")
                  if k in meta}
-        where = f"{KERAS_METADATA_PB} node {obj.node_id} ({obj.node_path or '?'})"
+        where = f"{obj.source} node {obj.node_id} ({obj.node_path or '?'})"
         node = by_object.get(obj.node_id)
         if obj.node_id == 0:
             differs = _root_differences(meta)
