@@ -38,10 +38,14 @@ def diagnose(report: Report) -> dict[str, Any] | None:
                 f"on {rng.label or 'random'} inputs" + (f" ({rng.reason})"
                                                        if rng.reason else ""))
         summary = f"the probe saw no problem: outputs follow the inputs {seen}"
-        if worst is not None and SEVERITY_RANK.get(worst.severity, 0) >= SEVERITY_RANK["error"]:
-            summary += f"; static finding to check: {_cause_text(worst)}"
-        return {"summary": summary, "cause_rule": worst.rule if worst else None,
-                "layer": worst.layer if worst else None,
+        # Only a static error the summary names is a cause; the confidence is the one of
+        # "no problem", so a warning it does not mention must not read as a confident cause.
+        named = worst if worst is not None and SEVERITY_RANK.get(
+            worst.severity, 0) >= SEVERITY_RANK["error"] else None
+        if named is not None:
+            summary += f"; static finding to check: {_cause_text(named)}"
+        return {"summary": summary, "cause_rule": named.rule if named else None,
+                "layer": named.layer if named else None,
                 "confidence": "medium" if rng.confidence == "low" else "high"}
     if worst is None:
         return None

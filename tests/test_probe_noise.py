@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from inspector.diagnosis import diagnose
+from inspector.findings import Finding
 from inspector.options import Options
 from inspector.probe.input_range import infer_input_range, nearest
 from inspector.probe.measure import output_stats, train_infer_gap
@@ -176,6 +177,22 @@ def test_diagnosis_without_probe_is_the_worst_static_finding() -> None:
     assert "the probe did not run" in diagnosis["summary"]
     text = to_text(report)
     assert text.splitlines()[1].startswith("  diagnosis (low confidence): ")
+
+
+@pytest.mark.parametrize("severity", ["info", "warning", "error"])
+def test_a_quiet_probe_names_only_the_static_error_it_mentions(severity: str) -> None:
+    """The probe saw no problem: cause_rule/layer are set only when the summary names the
+    static finding (an error), never for a warning it leaves unsaid."""
+    report = Report(graph=open_model(MLP), probe=_probe())
+    report.findings = [Finding(code="KIN010", rule="custom-object", severity=severity,
+                               message="model/dense: custom class X", layer="model/dense",
+                               evidence={}, hint="")]
+    diagnosis = diagnose(report)
+    assert diagnosis is not None and diagnosis["summary"].startswith("the probe saw no problem")
+    named = severity == "error"
+    assert ("static finding to check" in diagnosis["summary"]) is named
+    assert diagnosis["cause_rule"] == ("custom-object" if named else None)
+    assert diagnosis["layer"] == ("model/dense" if named else None)
 
 
 def test_no_findings_no_probe_no_diagnosis() -> None:
