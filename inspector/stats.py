@@ -8,9 +8,10 @@ report, the rules and the TUI share one pass per file.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from inspector.graph import WeightInfo, WeightSource
 HIST_BINS = 16
 DEFAULT_CHUNK = 1 << 20
 STOPPED = "not computed: the statistics pass was cancelled"
+# What reading or summarizing a tensor may raise: that tensor's problem, never a crash.
+READ_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError)
 
 # ``on_progress(done, total)``: elements summarized so far out of all to summarize.
 Progress = Callable[[int, int], None]
@@ -144,30 +147,51 @@ def _finite(chunk: np.ndarray) -> np.ndarray:
     return values.astype(np.float64)
 
 
+class TensorSummary:
+    """The statistics of one tensor fed chunk by chunk by a caller that reads the chunks for
+    its own use too (the diff compares them): ``compute_stats`` without a read of its own."""
+
+    def __init__(self) -> None:
+        self._acc = _Accumulator()
+        self._chunks = 0
+        self._first: np.ndarray | None = None
+
+    def add(self, chunk: np.ndarray) -> None:
+        values = self._acc.add(chunk)
+        self._chunks += 1
+        # one chunk: its histogram reuses these values; more: they are read again for it
+        self._first = values if self._chunks == 1 else None
+
+    def copy(self) -> TensorSummary:
+        """The same point of the pass, for another tensor whose chunks so far were these, bit
+        for bit (the diff of two equal tensors summarizes one side only)."""
+        twin = TensorSummary()
+        twin._acc = copy.copy(self._acc)
+        twin._acc._buffers = [np.empty(0), np.empty(0)]
+        twin._chunks = self._chunks
+        twin._first = None if self._first is None else self._first.copy()
+        return twin
+
+    def result(self, source: WeightSource, chunk_elements: int) -> WeightStats:
+        """The figures; the histogram of a tensor fed in several chunks reads it again."""
+        stats = self._acc.result()
+        if stats.min is None or stats.max is None:
+            return stats
+        chunks: Iterable[np.ndarray]
+        if self._first is not None:
+            chunks = [self._first]
+        else:
+            chunks = (_finite(c) for c in source.iter_chunks(chunk_elements))
+        stats.hist_edges, stats.hist_counts = _histogram(chunks, stats.min, stats.max)
+        return stats
+
+
 def compute_stats(source: WeightSource, *, chunk_elements: int = DEFAULT_CHUNK) -> WeightStats:
     """Stats of one tensor read chunk by chunk (one pass if it fits one chunk, else two)."""
-    acc = _Accumulator()
-    chunks: Iterator[np.ndarray] = iter(source.iter_chunks(chunk_elements))
-    first = next(chunks, None)
-    if first is None:
-        return acc.result()
-    first_values = acc.add(first)
-    second = next(chunks, None)
-    if second is None:  # single chunk: the histogram reuses the values already in memory
-        stats = acc.result()
-        if stats.min is not None and stats.max is not None:
-            stats.hist_edges, stats.hist_counts = _histogram([first_values], stats.min,
-                                                             stats.max)
-        return stats
-    del first_values
-    acc.add(second)
-    for chunk in chunks:
-        acc.add(chunk)
-    stats = acc.result()
-    if stats.min is not None and stats.max is not None:
-        stats.hist_edges, stats.hist_counts = _histogram(
-            (_finite(c) for c in source.iter_chunks(chunk_elements)), stats.min, stats.max)
-    return stats
+    summary = TensorSummary()
+    for chunk in source.iter_chunks(chunk_elements):
+        summary.add(chunk)
+    return summary.result(source, chunk_elements)
 
 
 class StatsCache:
@@ -195,7 +219,7 @@ class StatsCache:
                 return None
         try:
             stats = self._compute(weight.source, chunk_elements=self.chunk_elements)
-        except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        except READ_ERRORS as exc:
             with self._lock:
                 self._errors[key] = f"{type(exc).__name__}: {exc}"
             return None

@@ -230,6 +230,42 @@ def test_small_tensors_are_read_once_for_diff_and_stats() -> None:
     assert sa.reads == 2
 
 
+def _variants(rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Pairs that take each path of the comparison: equal bit for bit, equal up to a later
+    chunk, different from the start, NaN and Inf on one or both sides."""
+    a = rng.normal(size=(50, 7)).astype("float32")
+    late = a.copy()
+    late[40, 2] += 1.0
+    nan_both = a.copy()
+    nan_both[3, 3] = np.nan
+    inf_b = a.copy()
+    inf_b[20, 0] = np.inf
+    return {"identical": (a, a.copy()), "late": (a, late), "early": (a, a * 2),
+            "nan-both": (nan_both, nan_both.copy()), "inf-b": (a, inf_b)}
+
+
+@pytest.mark.parametrize("step", [50, 350, 1000])
+@pytest.mark.parametrize("name", ["identical", "late", "early", "nan-both", "inf-b"])
+def test_streamed_statistics_equal_a_separate_pass(name: str, step: int) -> None:
+    """Whatever path a pair takes (one chunk or many; equal, equal in part or not), the
+    statistics handed to the rules are those ``compute_stats`` gives, and the figures those
+    of numpy."""
+    a, b = _variants(np.random.default_rng(1))[name]
+    sa, sb = _Chunked(a, step), _Chunked(b, step)
+    ga, gb = _graph("a", sa), _graph("b", sb)
+    prefill_a, prefill_b = PrefilledStats(), PrefilledStats()
+    [delta] = diff_weights(match_layers(ga, gb), ga, gb, chunk_elements=step,
+                           stats_a=prefill_a, stats_b=prefill_b).deltas
+    for source, prefill, values in ((sa, prefill_a, a), (sb, prefill_b, b)):
+        assert prefill(source, chunk_elements=step) == compute_stats(
+            _Chunked(values, step), chunk_elements=step)
+    both = np.isfinite(a) & np.isfinite(b)
+    d = np.abs(b.astype(np.float64) - a)[both]
+    assert delta.max_abs_diff == pytest.approx(d.max())
+    assert delta.status == ("same" if name in ("identical", "nan-both") else "changed")
+    assert delta.nonfinite_mismatch == (1 if name == "inf-b" else 0)
+
+
 # ------------------------------------------------------------------ findings diff, probe
 
 

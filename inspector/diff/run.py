@@ -1,9 +1,9 @@
 """``diff_files``: open both files, pair their layers, compare configs and weights, run the
 rule catalog on each side, then (when asked) probe both on the same inputs.
 
-Order matters for speed: the weight comparison reads every tensor of both files once and
-hands the statistics of the tensors it held in memory to each side's rule pass
-(``PrefilledStats``), so the rules do not read them again.
+Order matters for speed: the weight comparison reads every tensor of both files once,
+summarizing each chunk into that tensor's statistics as it goes, and hands them to each side's
+rule pass (``PrefilledStats``), so the rules do not read the tensors again.
 """
 
 from __future__ import annotations

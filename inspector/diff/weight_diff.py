@@ -2,13 +2,17 @@
 
 Each pair of tensors is read chunk by chunk side by side (chunks re-aligned: an HDF5 file and
 a TF checkpoint split a tensor differently), so memory stays near two chunks whatever the
-model size. Tensors that fit in one chunk also get their weight statistics computed from the
-chunks already in memory (``PrefilledStats``), so the rules that run afterwards do not read
-them a second time: a static diff costs about two single-file inspections, not three.
+model size. Each chunk read also feeds that tensor's weight statistics (``TensorSummary``),
+handed to the rules that run afterwards (``PrefilledStats``): every tensor is read once for
+both, as a single-file inspection reads it once for its statistics (twice for a tensor over
+one chunk, whose histogram needs the range first). Identical pieces, the bulk of a resave or a
+light fine-tune, skip the float64 arithmetic: their difference figures are all zero.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +22,13 @@ import numpy as np
 
 from inspector.diff.match import LayerPair
 from inspector.graph import ROOT_PATH, LayerNode, ModelGraph, WeightInfo, WeightSource
-from inspector.stats import DEFAULT_CHUNK, WeightStats, compute_stats
+from inspector.stats import (
+    DEFAULT_CHUNK,
+    READ_ERRORS,
+    TensorSummary,
+    WeightStats,
+    compute_stats,
+)
 
 SAME, CHANGED, MISSING, ADDED, RESHAPED, UNREADABLE = (
     "same", "changed", "missing", "added", "shape-changed", "unreadable")
@@ -64,29 +74,18 @@ class PrefilledStats:
     computes the others as usual."""
 
     def __init__(self) -> None:
-        self._ready: dict[int, tuple[WeightSource, WeightStats]] = {}
+        self._ready: dict[int, tuple[WeightSource, int, WeightStats]] = {}
 
-    def put(self, source: WeightSource, stats: WeightStats) -> None:
-        self._ready[id(source)] = (source, stats)
+    def put(self, source: WeightSource, stats: WeightStats, chunk_elements: int) -> None:
+        self._ready[id(source)] = (source, chunk_elements, stats)
 
     def __call__(self, source: WeightSource, *, chunk_elements: int) -> WeightStats:
+        # the same chunking only: float sums over other chunk boundaries may differ in the
+        # last bit
         entry = self._ready.pop(id(source), None)
-        if entry is not None and entry[0] is source:
-            return entry[1]
+        if entry is not None and entry[0] is source and entry[1] == chunk_elements:
+            return entry[2]
         return compute_stats(source, chunk_elements=chunk_elements)
-
-
-class _Replay:
-    """A WeightSource over chunks already in memory."""
-
-    def __init__(self, chunks: list[np.ndarray]) -> None:
-        self.chunks = chunks
-
-    def read(self) -> np.ndarray:
-        return np.concatenate(self.chunks) if self.chunks else np.empty(0)
-
-    def iter_chunks(self, max_elements: int) -> Iterator[np.ndarray]:
-        yield from self.chunks
 
 
 @dataclass
@@ -191,50 +190,128 @@ def _compare(layer: str | None, wa: WeightInfo | None, wb: WeightInfo | None,
     if wa.source is None or wb.source is None:
         delta.status, delta.reason = UNREADABLE, "values not stored"
         return delta
-    keep = wa.size <= chunk_elements
+    side_a = _Side(wa.source, chunk_elements, stats_a)
+    sides = (side_a, _Side(wb.source, chunk_elements, stats_b, twin=side_a))
+    # A tensor of one chunk has always had its statistics finished inside the comparison, a
+    # failure there (a histogram over a huge constant) making it unreadable: kept as it was.
+    small = wa.size <= chunk_elements
     try:
-        _stream(delta, wa.source, wb.source, chunk_elements, keep, stats_a, stats_b)
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        _stream(delta, *sides)
+        for side in sides if small else ():
+            side.hand_over()
+    except READ_ERRORS as exc:
         delta.status, delta.reason = UNREADABLE, f"{type(exc).__name__}: {exc}"[:200]
         return delta
     if delta.dtype_a != delta.dtype_b and delta.status == SAME:
         delta.status = CHANGED
+    for side in () if small else sides:
+        # left for the rules to meet (and report) again, as before the diff summarized them
+        with contextlib.suppress(*READ_ERRORS):
+            side.hand_over()
     return delta
 
 
-def _stream(delta: WeightDelta, src_a: WeightSource, src_b: WeightSource, chunk: int,
-            keep: bool, stats_a: PrefilledStats | None, stats_b: PrefilledStats | None
-            ) -> None:
-    kept_a: list[np.ndarray] = []
-    kept_b: list[np.ndarray] = []
+class _Side:
+    """One tensor's chunks as the comparison reads them, summarized on the way when the rules
+    will want its statistics (``prefill``). B starts as A's ``twin``: while its chunks are A's,
+    bit for bit, so are its statistics, and only A's are computed."""
+
+    def __init__(self, source: WeightSource, chunk: int, prefill: PrefilledStats | None,
+                 twin: _Side | None = None) -> None:
+        self.source, self.chunk, self.prefill = source, chunk, prefill
+        self.summary = TensorSummary() if prefill is not None else None
+        both = self.summary is not None and twin is not None and twin.summary is not None
+        self.twin = twin if both else None
+        self._read: list[np.ndarray] = []
+        self._stats: WeightStats | None = None
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        for chunk in self.source.iter_chunks(self.chunk):
+            if self.summary is not None:
+                self._read.append(chunk)
+            yield chunk
+
+    def whole(self, piece: np.ndarray) -> bool:
+        """``piece`` is exactly the one chunk read since the last ``catch_up``."""
+        return len(self._read) == 1 and self._read[0].size == piece.size
+
+    def part(self) -> None:
+        """The bytes differ from the twin's from this chunk on: carry on from its summary of
+        the chunks before (the same bytes), before the twin adds this one."""
+        self.summary = self.twin.summary.copy()  # type: ignore[union-attr]
+        self.twin = None
+
+    def catch_up(self) -> None:
+        """Summarize the chunks read so far; called where the comparison converts them, so a
+        non-numeric tensor fails at the same point (and with the same message) as it did."""
+        if self.twin is None:
+            for chunk in self._read:
+                self.summary.add(chunk)  # type: ignore[union-attr]
+        self._read.clear()
+
+    def finished(self) -> WeightStats:
+        """The statistics (a tensor over one chunk is read again for its histogram, as
+        ``compute_stats`` does); a twin's are a copy of the twin's."""
+        if self._stats is None:
+            self._stats = (copy.deepcopy(self.twin.finished()) if self.twin is not None
+                           else self.summary.result(self.source, self.chunk))  # type: ignore
+        return self._stats
+
+    def hand_over(self) -> None:
+        if self.summary is not None and self.prefill is not None:
+            self.prefill.put(self.source, self.finished(), self.chunk)
+
+
+def _stream(delta: WeightDelta, side_a: _Side, side_b: _Side) -> None:
     track = delta.name.rsplit("/", 1)[-1] in BN_STATS
     zero = [True, True]
     one = [True, True]
     total = mismatch = 0
     peak = s_abs = s_d2 = s_a2 = 0.0
-    for ca, cb in _aligned(src_a.iter_chunks(chunk), src_b.iter_chunks(chunk)):
-        if keep:
-            kept_a.append(ca)
-            kept_b.append(cb)
+    # ||A||^2 of an identical first piece, summed only once a second piece shows it matters
+    # (the sum's order is kept): a tensor that is one identical piece has a zero change
+    held: np.ndarray | None = None
+    for ca, cb in _aligned(side_a.chunks(), side_b.chunks()):
+        identical = _same_bytes(ca, cb)
+        if side_b.twin is not None and not (identical and side_a.whole(ca)
+                                            and side_b.whole(cb)):
+            side_b.part()
+        side_a.catch_up()
+        side_b.catch_up()
+        if held is not None:
+            s_a2 += _square_sum(_float(held))
+            held = None
+        total += ca.size
+        if identical and not track:
+            if total == ca.size:
+                held = ca
+            else:
+                s_a2 += _square_sum(_float(ca))
+            continue
         a = _float(ca)
         b = _float(cb)
         if track:
             for side, v in ((0, a), (1, b)):
                 zero[side] = zero[side] and not np.any(v)
                 one[side] = one[side] and bool(np.all(v == 1.0))
-        d = np.abs(b - a)
-        total += d.size
-        finite = np.isfinite(d)
-        if not finite.all():
+        if identical:
+            s_a2 += _square_sum(a)
+            continue
+        d = np.abs(np.subtract(b, a, out=b), out=b)
+        top = d.max()
+        if not np.isfinite(top):  # NaN/Inf on a side (or an overflow): leave them out
+            b = _float(cb)  # its buffer holds d now
+            finite = np.isfinite(d)
             same = (a == b) | (np.isnan(a) & np.isnan(b))
             mismatch += int(np.count_nonzero(~finite & ~same))
             d = d[finite]
             a = a[np.isfinite(a)]
+            top = d.max() if d.size else None
         if d.size:
-            peak = max(peak, float(d.max()))
+            peak = max(peak, float(top))
             s_abs += float(d.sum())
-            s_d2 += float(np.square(d).sum())  # not np.dot: BLAS threads cost more here
-        s_a2 += float(np.square(a).sum())
+            s_d2 += float(np.multiply(d, d, out=d).sum())  # not np.dot: BLAS threads cost more
+        s_a2 += float(np.multiply(a, a, out=a).sum())
     delta.nonfinite_mismatch = mismatch
     delta.max_abs_diff = peak
     delta.mean_abs_diff = s_abs / total if total else 0.0
@@ -245,10 +322,27 @@ def _stream(delta: WeightDelta, src_a: WeightSource, src_b: WeightSource, chunk:
         delta.all_zero, delta.all_one = (zero[0], zero[1]), (one[0], one[1])
     if peak > 0 or mismatch:
         delta.status = CHANGED
-    if keep:
-        for prefill, src, kept in ((stats_a, src_a, kept_a), (stats_b, src_b, kept_b)):
-            if prefill is not None:
-                prefill.put(src, compute_stats(_Replay(kept), chunk_elements=chunk))
+
+
+def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    """Numbers equal bit for bit: every difference figure is zero (a NaN sits on both sides)
+    and so is the change to the statistics."""
+    if a.dtype != b.dtype or a.dtype.kind not in "biuf":
+        return False
+    if a.dtype.itemsize in (1, 2, 4, 8):  # compare as unsigned ints: fast, and NaN == NaN
+        bits = f"u{a.dtype.itemsize}"
+        return bool(np.array_equal(np.ascontiguousarray(a).view(bits),
+                                   np.ascontiguousarray(b).view(bits)))
+    return a.tobytes() == b.tobytes()
+
+
+def _square_sum(values: np.ndarray) -> float:
+    """Sum of squares of the finite values, as the full path sums an identical piece's A
+    (an Inf on both sides gives a NaN difference, so it is left out)."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        values = values[finite]
+    return float(np.multiply(values, values, out=values).sum())
 
 
 def _float(chunk: np.ndarray) -> np.ndarray:
