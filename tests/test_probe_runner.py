@@ -264,6 +264,20 @@ def test_output_collapse_thresholds() -> None:
     assert measure.output_stats("o", np.full((32, 1), 7.0))["collapsed"]
 
 
+def test_an_output_of_only_nan_is_not_judged_collapsed() -> None:
+    """All-NaN outputs (graph mode on some CPUs lets a hidden NaN through, others fuse it
+    away) are the nan verdict's case, not a collapse; a partly NaN output is still judged
+    on its finite values."""
+    nan = measure.output_stats("o", np.full((32, 3), np.nan))
+    assert not nan["collapsed"] and not nan["probability_like"] and nan["nan"] == 96
+    assert not measure.near_collapsed([nan])
+    inf = measure.output_stats("o", np.full((32, 1), np.inf))
+    assert not inf["collapsed"]
+    partly = np.tile([[0.2, 0.5, 0.3]], (32, 1))
+    partly[0, 0] = np.nan
+    assert measure.output_stats("o", partly)["collapsed"]
+
+
 def test_layer_stats_dead_units_and_nan() -> None:
     out = np.zeros((16, 4))
     out[:, 0] = np.linspace(0, 1, 16)

@@ -344,7 +344,8 @@ def _load_keras(lib: Any, path: Path, trust: bool) -> Any:
 def load(tf: Any, path: Path, trust: bool, workdir: Path, specs: list[InputSpec],
          vocab: int | None) -> tuple[LoadedModel, list[str]]:
     """Keras 3 first, tf_keras where Keras 3 cannot (Keras 2 SavedModels and some Keras 2 h5
-    files), bare tf.saved_model signatures for SavedModels without Keras metadata."""
+    files) or misbuilds the inputs, bare tf.saved_model signatures for SavedModels without
+    Keras metadata. ``specs``: the input shapes the static reader read from the file."""
     notes: list[str] = []
     if path.is_dir():
         if not trust:
@@ -366,9 +367,10 @@ def load(tf: Any, path: Path, trust: bool, workdir: Path, specs: list[InputSpec]
 
     try:
         obj = _load_keras(keras, path, trust)
-        return LoadedModel(tf, obj, "keras3", keras, trust, workdir, specs, vocab), notes
     except Exception as exc:
         first = exc
+    else:
+        return _checked_keras3(tf, obj, keras, path, trust, workdir, specs, vocab, notes)
     if not trust and "safe_mode" in str(first):
         raise ProbeError("load", f"Keras refused to load code from the file "
                          f"(safe_mode): {_short(first)}; pass --trust to allow it")
@@ -381,6 +383,50 @@ def load(tf: Any, path: Path, trust: bool, workdir: Path, specs: list[InputSpec]
         raise ProbeError("load", f"cannot load the model: Keras 3: {_short(first)}; "
                          f"tf_keras: {_short(exc)}") from None
     return LoadedModel(tf, obj, "tf_keras", tf_keras, trust, workdir, specs, vocab), notes
+
+
+def _checked_keras3(tf: Any, obj: Any, keras: Any, path: Path, trust: bool, workdir: Path,
+                    specs: list[InputSpec], vocab: int | None,
+                    notes: list[str]) -> tuple[LoadedModel, list[str]]:
+    """Keras 3's model, or tf_keras' when Keras 3 built inputs unlike those the file records
+    (it loads some Keras 2 h5 files without an error but wrongly: a Sequential whose first
+    layer carries ``batch_input_shape`` gains a dimension) and tf_keras builds them right."""
+    wrong = _input_mismatch(obj, specs)
+    if wrong is None:
+        return LoadedModel(tf, obj, "keras3", keras, trust, workdir, specs, vocab), notes
+    why = f"Keras 3 loaded it with {wrong}"
+    try:
+        import tf_keras
+
+        other = _load_keras(tf_keras, path, trust)
+    except Exception as exc:
+        notes.append(f"{why}; tf_keras could not load it ({_short(exc)}); using Keras 3's model")
+        return LoadedModel(tf, obj, "keras3", keras, trust, workdir, specs, vocab), notes
+    if _input_mismatch(other, specs) is not None:
+        notes.append(f"{why}; tf_keras disagrees with the file too; using Keras 3's model")
+        return LoadedModel(tf, obj, "keras3", keras, trust, workdir, specs, vocab), notes
+    notes.append(f"{why}; using tf_keras")
+    return LoadedModel(tf, other, "tf_keras", tf_keras, trust, workdir, specs, vocab), notes
+
+
+def _input_mismatch(obj: Any, specs: list[InputSpec]) -> str | None:
+    """How the first of the model's inputs that disagrees with the statically read ``specs``
+    (paired by name, else by position) differs: rank, or a dimension both fix. None when
+    they agree or nothing can be compared."""
+    tensors = getattr(obj, "inputs", None) or []
+    by_name = {s.name: s for s in specs}
+    for i, tensor in enumerate(tensors):
+        name = str(getattr(tensor, "name", "") or "").split(":")[0]
+        spec = by_name.get(name) or (specs[i] if len(specs) == len(tensors) else None)
+        if spec is None:
+            continue
+        loaded = tuple(None if d is None else int(d) for d in tensor.shape)
+        recorded = tuple(spec.shape)
+        if len(loaded) != len(recorded) or any(
+                a is not None and b is not None and a != b
+                for a, b in zip(loaded, recorded, strict=True)):
+            return f"input shape {loaded}, the file records {recorded}"
+    return None
 
 
 def refuse_graph_code(path: Path) -> None:

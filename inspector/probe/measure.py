@@ -13,6 +13,7 @@ The section's typed form, and how to add a check (here and there only), is in re
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,7 +134,7 @@ def output_stats(name: str, arr: np.ndarray, affine: bool = False) -> dict[str, 
     f = finite(flat)
     per_unit = f.std(axis=0) if n > 1 else np.zeros(flat.shape[1])
     lo, hi = float(f.min()) if f.size else 0.0, float(f.max()) if f.size else 0.0
-    probability = f.size > 0 and lo >= 0.0 and hi <= 1.0 + 1e-6
+    probability = nan + inf < flat.size and lo >= 0.0 and hi <= 1.0 + 1e-6
     stats: dict[str, Any] = {
         "name": name,
         "shape": list(a.shape),
@@ -171,8 +172,12 @@ def _class_histogram(a: np.ndarray, probability: bool) -> dict[str, Any]:
 
 
 def output_collapsed(stats: dict[str, Any], affine: bool = False) -> bool:
-    """True when the output barely depends on the input (see the thresholds above)."""
+    """True when the output barely depends on the input (see the thresholds above). An
+    output with no finite value is not judged: ``nan_outputs`` names that cause (whether
+    graph mode lets a NaN through fused ops depends on the CPU's kernels)."""
     if stats["shape"] and stats["shape"][0] < 2:
+        return False
+    if stats["nan"] + stats["inf"] >= math.prod(stats["shape"]):
         return False
     if stats["probability_like"]:
         top = stats.get("top_class_fraction")
