@@ -19,8 +19,9 @@ from inspector.report.model import Report
 from inspector.run import gate as run_gate
 from inspector.run.pipeline import analyze_graph, inspect_file, summarized_weights
 from inspector.stats import StatsCache, WeightStats, compute_stats
-from inspector.tui.app import KinspectApp
+from inspector.tui.app import KinspectApp, create_app
 from tests.fake_probe import FakeProbeSource, mlp_probe_result, ok_probe_events
+from tests.test_tui import wait_until_idle
 
 MLP = Path(__file__).resolve().parent.parent / "fixtures" / "models" / "mlp" / "k3.keras"
 SIZE = (120, 40)
@@ -176,3 +177,29 @@ def test_keys_pressed_during_the_weight_pass(monkeypatch: pytest.MonkeyPatch, as
     assert source.started is probed
     assert (app.report.probe is not None and app.report.probe.status == "ok") is probed
     assert [e["kind"] for e in app.report.errors] == errors
+
+
+def test_late_probe_events_do_not_overwrite_the_final_status(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The panel's own queue can deliver a run's last stage or progress event after the app
+    showed the result (a busy machine): the status stays "Probe finished"."""
+    from inspector.tui.messages import ProbeProgress, ProbeStage
+    from inspector.tui.widgets.probe_panel import ProbePanel
+
+    monkeypatch.setattr(run_gate, "tensorflow_available", lambda: True)
+    app = create_app(str(MLP), Options(probe=True), probe_source_factory=lambda r, o:
+                     FakeProbeSource(ok_probe_events(mlp_probe_result())))
+    seen: list[str] = []
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until_idle(app, pilot)
+            panel = app.query_one(ProbePanel)
+            panel.post_message(ProbeStage("per-layer", "per-layer statistics"))
+            panel.post_message(ProbeProgress("per-layer", 0.5))
+            await pilot.pause()
+            await pilot.pause()
+            seen.append(str(panel.query_one("#probe-status", Static).render()))
+
+    asyncio.run(main())
+    assert seen and seen[0].startswith("Probe finished"), seen

@@ -86,6 +86,10 @@ class ProbePanel(Vertical):
                                             float(event.get("fraction") or 0.0)))
 
     def on_probe_stage(self, message: ProbeStage) -> None:
+        # the panel's queue may hand over a run's last events after show_result() (the app
+        # handles the run's end on its own queue): they must not overwrite the final status
+        if not self.running:
+            return
         self.stage = message.stage
         text = styled(f"Probe: {message.stage}", "bold")
         if message.message:
@@ -93,6 +97,8 @@ class ProbePanel(Vertical):
         self._status(text)
 
     def on_probe_progress(self, message: ProbeProgress) -> None:
+        if not self.running:
+            return
         self.query_one(ProgressBar).update(progress=max(0.0, min(1.0, message.fraction)))
 
     def show_result(self, probe: ProbeSection | None) -> None:
