@@ -121,7 +121,7 @@ def diff_outcome(path_a: str, options: Options, fmt: str, *, path_b: str) -> Out
     except KinspectError as exc:
         return error_outcome(exc.path, exc.kind, exc.message)
     except Exception as exc:  # a kinspect bug: one line, exit 2, no traceback
-        return error_outcome(path_a, ErrorKind.CRASHED,
+        return error_outcome(both_paths(path_a, path_b), ErrorKind.CRASHED,
                              f"internal error: {type(exc).__name__}: {exc}")
     return Outcome(path=path_a, text=text, exceeds=report.exceeds(options.fail_on),
                    counts=report.counts())
@@ -135,12 +135,24 @@ def diff_kill_limit(options: Options) -> float:
     return limit
 
 
+def both_paths(path_a: str, path_b: str) -> str:
+    """What an error names when it cannot tell which of the two files caused it."""
+    return f"{path_a} vs {path_b}"
+
+
 def run_diff_isolated(path_a: str, path_b: str, options: Options, fmt: str) -> Outcome:
-    """The diff in one killable worker (see inspector.run.isolation)."""
+    """The diff in one killable worker (see inspector.run.isolation).
+
+    A worker killed at the limit or dead (a C library looping or crashing on a crafted file)
+    cannot say which file it was reading: the error names both, not A alone."""
     worker = Worker(options, fmt, functools.partial(diff_outcome, path_b=path_b))
     try:
         worker.submit(0, path_a)
         outcome = worker.wait(diff_kill_limit(options))
+        if outcome.error is not None and not worker.process.is_alive():
+            error = json.loads(outcome.text)["error"]
+            outcome = error_outcome(both_paths(path_a, path_b), ErrorKind(error["kind"]),
+                                    error["message"])
     finally:
         worker.stop()
     return outcome

@@ -9,7 +9,7 @@ The probe diff pairs activations with the same pairs.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from inspector.graph import LayerNode, ModelGraph
@@ -80,21 +80,24 @@ def _match_children(parent_a: LayerNode, parent_b: LayerNode, out: list[LayerPai
         if j is not None and j not in taken:
             partner[i], how[i] = j, BY_PATH
             taken.add(j)
-    left_b: dict[str, list[int]] = defaultdict(list)
+    left_b: dict[str, deque[int]] = defaultdict(deque)
     for j, node in enumerate(kids_b):
         if j not in taken:
             left_b[node.class_name].append(j)
     for i, node in enumerate(kids_a):
         if i not in partner and left_b.get(node.class_name):
-            partner[i], how[i] = left_b[node.class_name].pop(0), BY_POSITION
+            partner[i], how[i] = left_b[node.class_name].popleft(), BY_POSITION
     matched_b = set(partner.values())
-    placed_b: set[int] = set()
+    scanned = 0  # B's children before this index are matched or already emitted
 
     def emit_added_before(limit: int) -> None:
-        for j in range(limit):
-            if j not in matched_b and j not in placed_b:
-                placed_b.add(j)
+        # linear in B's children over all calls: a crafted file with 50k siblings must not
+        # make the pairing quadratic
+        nonlocal scanned
+        for j in range(scanned, limit):
+            if j not in matched_b:
                 _one_sided(None, kids_b[j], out)
+        scanned = max(scanned, limit)
 
     for i, node in enumerate(kids_a):
         if i not in partner:

@@ -129,7 +129,9 @@ def to_text(report: DiffReport, *, color: bool = False) -> str:
                  f"{_count(report.layers, 'added')} added, "
                  f"{_count(report.layers, 'removed')} removed, "
                  f"{sum(1 for r in report.layers if r.get('renamed'))} renamed; "
-                 f"tensors: {ws.get('changed', 0)} of {ws.get('compared', 0)} changed")
+                 f"tensors: {ws.get('changed', 0)} of {ws.get('compared', 0)} changed"
+                 + (f", {ws['unreadable']} not compared (unreadable)"
+                    if ws.get("unreadable") else ""))
     lines.extend(f"  note: {n}" for n in report.notes)
     lines.append("")
     shown = [r for r in report.layers if r["status"] != "same" or r.get("renamed")]
@@ -153,7 +155,7 @@ def to_text(report: DiffReport, *, color: bool = False) -> str:
             lines.append(f"          {f.message}")
     else:
         lines.append(_paint("no differences", "ok", color))
-    lines.extend(_probe_lines(report.probe))
+    lines.extend(probe_lines(report.probe))
     for err in report.errors:
         lines.append(f"error ({err.get('side', '?')}: {err.get('source', '?')}): "
                      f"{err.get('message', '')}")
@@ -164,7 +166,8 @@ def _count(rows: list[dict[str, Any]], status: str) -> int:
     return sum(1 for r in rows if r["status"] == status)
 
 
-def _probe_lines(probe: dict[str, Any] | None) -> list[str]:
+def probe_lines(probe: dict[str, Any] | None) -> list[str]:
+    """The probe section as text lines (a blank line first; none without a probe)."""
     if probe is None:
         return []
     lines = ["", f"probe: {probe.get('status', '?')}"]
@@ -252,5 +255,5 @@ def to_sarif(report: DiffReport) -> str:
     return dump_sarif(log)
 
 
-__all__ = ["DiffReport", "load_diff_schema", "render", "to_json", "to_sarif",
-           "to_text"]
+__all__ = ["DiffReport", "load_diff_schema", "probe_lines", "render", "to_json",
+           "to_sarif", "to_text"]

@@ -4,6 +4,11 @@ It renders a diff report document (``DiffReport.to_dict()``, what the isolated d
 sends back as JSON) and computes nothing itself. Marks: ``~`` changed (config or weights),
 ``+`` only in B, ``-`` only in A, ``>`` renamed. Moving in one tree moves the other to the
 paired layer; ``n`` / ``N`` jump to the next / previous layer that differs.
+
+Everything taken from the files (paths, class names, keys, messages) is shown as plain text,
+never as markup: a class name like ``X[/]`` would otherwise crash the view, and ``[@click]``
+would make it clickable. The probe's outcome (a refusal by the trust gate included) is shown
+under the two paths.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rich.markup import escape
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -19,9 +23,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from inspector.diff.report import probe_lines
+
 MARKS = {"changed": ("~", "yellow"), "added": ("+", "green"), "removed": ("-", "red"),
          "same": (" ", "")}
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+# Findings listed in the detail pane at once: wrapping tens of thousands of lines (a crafted
+# pair with 50k renamed layers) would freeze the view for a minute; the rest is counted.
+SHOWN_FINDINGS = 200
 
 
 def mark(row: dict[str, Any]) -> tuple[str, str]:
@@ -38,7 +47,7 @@ class DiffTree(Tree[int]):
 
     def __init__(self, doc: dict[str, Any], side: str, **kwargs: Any) -> None:
         title = os.path.basename(os.path.normpath(doc[side]["path"]))
-        super().__init__(f"{side.upper()}: {title}", data=-1, **kwargs)
+        super().__init__(Text(f"{side.upper()}: {title}"), data=-1, **kwargs)
         self.side = side
         self.by_row: dict[int, TreeNode[int]] = {}
         nodes: dict[str, TreeNode[int]] = {}
@@ -107,12 +116,18 @@ class DiffApp(App[int]):
     def on_mount(self) -> None:
         self.query_one("#tree-a", DiffTree).focus()
 
-    def _summary(self) -> str:
+    def _summary(self) -> Text:
         a, b = self.doc["a"], self.doc["b"]
         n = len(self.doc["findings"])
-        state = "[green]no differences[/]" if n == 0 else f"{n} difference{'s' * (n != 1)}"
-        return (f"A {escape(a['path'])} ({a['format']})\nB {escape(b['path'])} "
-                f"({b['format']})  {state}")
+        text = Text(f"A {a['path']} ({a['format']})\nB {b['path']} ({b['format']})  ")
+        if n == 0:
+            text.append("no differences", style="green")
+        else:
+            text.append(f"{n} difference{'s' * (n != 1)}")
+        probe = "\n".join(probe_lines(self.doc.get("probe"))).strip()
+        if probe:
+            text.append(f"\n{probe}")
+        return text
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[int]) -> None:
         row = event.node.data
@@ -136,32 +151,40 @@ class DiffApp(App[int]):
         tree.focus()
         tree.show_row(target)
 
-    def _row_text(self, row: int) -> str:
+    def _row_text(self, row: int) -> Text:
         r = self.doc["layers"][row]
         symbol, _ = mark(r)
-        lines = [f"[b]{escape(r['path_a'] or '-')}[/]  ->  [b]{escape(r['path_b'] or '-')}[/]"
-                 f"   {r['status']}{' (renamed)' if r['renamed'] else ''} [{escape(symbol)}]"]
-        lines.append(f"class {r['class_a'] or '-'} -> {r['class_b'] or '-'}; matched by "
-                     f"{r['match']}")
+        text = Text()
+        text.append(r["path_a"] or "-", style="bold")
+        text.append("  ->  ")
+        text.append(r["path_b"] or "-", style="bold")
+        text.append(f"   {r['status']}{' (renamed)' if r['renamed'] else ''} [{symbol}]\n")
+        text.append(f"class {r['class_a'] or '-'} -> {r['class_b'] or '-'}; matched by "
+                    f"{r['match']}\n")
         for c in self.doc["config_changes"]:
             if c["path"] == r["path_b"]:
-                lines.append(f"config {escape(c['key'])}: {escape(repr(c['a']))} -> "
-                             f"{escape(repr(c['b']))}")
+                text.append(f"config {c['key']}: {c['a']!r} -> {c['b']!r}\n")
         layer = r["path_b"] or r["path_a"]
         for w in self.doc["weights"]["changes"]:
             if w["layer"] == layer:
-                lines.append(f"weight {escape(w['name'])}: {w['status']}"
-                             + (f", max abs diff {w['max_abs_diff']:.4g}"
-                                if w.get("max_abs_diff") is not None else ""))
-        lines.append("")
-        lines.append(self._findings_text({r["path_a"], r["path_b"]} - {None}))
-        return "\n".join(lines)
+                diff = w.get("max_abs_diff")
+                text.append(f"weight {w['name']}: {w['status']}"
+                            + (f", max abs diff {diff:.4g}" if diff is not None else "") + "\n")
+        text.append("\n")
+        text.append_text(self._findings_text({r["path_a"], r["path_b"]} - {None}))
+        return text
 
-    def _findings_text(self, layers: set[str] | None) -> str:
+    def _findings_text(self, layers: set[str] | None) -> Text:
         """All differences (``layers`` None) or those at the given layer paths."""
         chosen = [f for f in self.doc["findings"] if layers is None or f["layer"] in layers]
         if not chosen:
-            return "no differences" if layers is None else "no differences at this layer"
-        return "\n".join(
-            f"[{SEVERITY_STYLE.get(f['severity'], '')}]{f['severity']:<7}[/] {f['code']} "
-            f"{f['rule']}  {escape(f['message'])}" for f in chosen)
+            return Text("no differences" if layers is None else "no differences at this layer")
+        text = Text()
+        for i, f in enumerate(chosen[:SHOWN_FINDINGS]):
+            text.append("\n" if i else "")
+            text.append(f"{f['severity']:<7}", style=SEVERITY_STYLE.get(f["severity"], ""))
+            text.append(f" {f['code']} {f['rule']}  {f['message']}")
+        if len(chosen) > SHOWN_FINDINGS:
+            text.append(f"\n... and {len(chosen) - SHOWN_FINDINGS} more (all of them: "
+                        "kinspect diff --format text)", style="dim")
+        return text
