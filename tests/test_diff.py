@@ -266,6 +266,28 @@ def test_streamed_statistics_equal_a_separate_pass(name: str, step: int) -> None
     assert delta.nonfinite_mismatch == (1 if name == "inf-b" else 0)
 
 
+class _Unreadable(_Chunked):
+    """A WeightSource whose reads fail (a crafted shape, a broken chunk)."""
+
+    def iter_chunks(self, max_elements: int) -> Iterator[np.ndarray]:
+        raise OSError("crafted: cannot read")
+
+
+def test_a_tensor_that_cannot_be_read_is_never_called_identical() -> None:
+    """Two files whose only tensor cannot be read on either side are not 'identical': the
+    diff says which tensor it could not compare, and why."""
+    values = np.zeros((4, 3), dtype="float32")
+    ga, gb = _graph("a", _Unreadable(values, 6)), _graph("b", _Unreadable(values, 6))
+    report = diff_graphs(ga, gb, Options(probe=False))
+    found = [f for f in report.findings if f.rule == "weight-not-compared"]
+    assert [(f.code, f.layer) for f in found] == [("KD307", "model/dense")]
+    assert "OSError: crafted: cannot read" in found[0].message
+    assert not report.identical and report.to_dict()["identical"] is False
+    same = diff_graphs(_graph("a", _Chunked(values, 6)), _graph("b", _Chunked(values, 6)),
+                       Options(probe=False))
+    assert same.identical
+
+
 # ------------------------------------------------------------------ findings diff, probe
 
 

@@ -103,6 +103,11 @@ DIFF_RULES: dict[str, DiffRule] = {r.name: r for r in (
              "BatchNormalization moving statistics that A has and B lacks.",
              "{layer}: {missing} missing in B",
              "re-export B with all variables (non-trainable ones included)"),
+    DiffRule("KD307", "weight-not-compared", "warning",
+             "A weight tensor of a matched layer that could not be read on one side or both, "
+             "so the diff cannot say whether it changed.",
+             "{layer}: weight {name} not compared ({reason})",
+             "the single-file report of each side says why the values cannot be read"),
     DiffRule("KD401", "finding-introduced", "warning",
              "A single-file finding that B has and A has not (takes its severity).",
              "new in B: {finding_code} {finding_rule} at {where}: {finding_message}",

@@ -186,6 +186,9 @@ def _weight_findings(pairs: list[LayerPair], deltas: list[WeightDelta]) -> list[
             out.append(rule("weight-missing").finding(d.layer, evidence))
         elif d.status == wd.ADDED:
             out.append(rule("weight-added").finding(d.layer, evidence))
+        elif d.status == wd.UNREADABLE:
+            out.append(rule("weight-not-compared").finding(
+                d.layer, {**evidence, "reason": d.reason or "values not readable"}))
         elif d.status == wd.RESHAPED or (d.status == wd.CHANGED and d.dtype_a != d.dtype_b):
             out.append(rule("weight-shape-changed").finding(d.layer, evidence))
     for layer, group in per_layer.items():
