@@ -266,6 +266,9 @@ CONTAINER_ISSUE_KINDS: dict[str, ContainerIssueKind] = {k.name: k for k in (
                        "whole: what lies past kinspect's read cap was not checked"),
     ContainerIssueKind("savedmodel-unknown-field", "warning", "a large protobuf field no "
                        "loader reads: padding to exhaust a parser's memory, or hidden data"),
+    ContainerIssueKind("layer-path-collision", "warning", "two layers at one path (a name "
+                       "holding '/' posing as a nested layer, or a repeated name): Keras "
+                       "refuses such names, and a finding at that path may concern either"),
     ContainerIssueKind("hdf5-zip-polyglot", "error", "the file is both an HDF5 file and a "
                        "zip archive: kinspect and Keras may read different models from it",
                        POLYGLOT_RULE),

@@ -238,3 +238,40 @@ def test_chunked_name_attributes(tmp_path: Path) -> None:
         for g in (graph, base):
             if g.close:
                 g.close()
+
+
+HOSTILE = MODELS.parent / "hostile"
+
+
+def test_two_layers_at_one_path_are_a_container_issue() -> None:
+    """Findings are pinned to layer paths: a layer posing at another's path (a top-level
+    Lambda named "base/bn" next to the nested model base holding bn) is reported."""
+    graph = open_model(HOSTILE / "diff" / "name_collision.keras")
+    try:
+        [issue] = [i for i in graph.container_issues if i.kind == "layer-path-collision"]
+    finally:
+        graph.close()
+    assert issue.location == "model/base/bn" and issue.severity == "warning"
+    assert "Lambda 'base/bn'" in issue.detail and "BatchNormalization 'bn'" in issue.detail
+
+
+def test_repeated_names_are_a_path_collision() -> None:
+    """The lenient reader (outside KINSPECT_STRICT) keeps both layers of a repeated name."""
+    from inspector.graph import LayerNode
+    from inspector.readers.graph_facts import path_collisions
+
+    root = LayerNode("model", "model", "Functional", {}, role="model", children=[
+        LayerNode("dense", "model/dense", "Dense", {}),
+        LayerNode("dense", "model/dense", "Dropout", {})])
+    [issue] = path_collisions(root)
+    assert issue.detail == "Dropout 'dense' and Dense 'dense' both sit at model/dense"
+
+
+def test_healthy_families_have_no_path_collision() -> None:
+    for path in sorted(MODELS.glob("*/k*.keras")) + sorted(MODELS.glob("*/k*.h5")):
+        graph = open_model(path)
+        try:
+            assert not [i for i in graph.container_issues if i.kind == "layer-path-collision"]
+        finally:
+            if graph.close is not None:
+                graph.close()

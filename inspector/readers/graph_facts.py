@@ -8,7 +8,15 @@ input shapes with the rules in ``shapes.py``; anything unknown stays None.
 
 from __future__ import annotations
 
-from inspector.graph import LayerNode, ModelGraph, ParamCount, Shape, TensorRef, TensorSpec
+from inspector.graph import (
+    ContainerIssue,
+    LayerNode,
+    ModelGraph,
+    ParamCount,
+    Shape,
+    TensorRef,
+    TensorSpec,
+)
 from inspector.readers import shapes
 from inspector.readers.variable_names import is_non_trainable
 
@@ -23,6 +31,7 @@ def finalize(graph: ModelGraph) -> None:
         w.trainable = not is_non_trainable("BatchNormalization", w.name)
     if graph.root is None:
         return
+    graph.container_issues.extend(path_collisions(graph.root))
     _mark_trainable(graph.root, True)
     _count(graph.root)
     outputs = propagate(graph.root, None)
@@ -36,6 +45,22 @@ def finalize(graph: ModelGraph) -> None:
         layer = by_name.get(ref.layer)
         shape = outputs[i] if i < len(outputs) else None
         graph.outputs.append(TensorSpec(ref.layer, shape, _compute_dtype(layer)))
+
+
+def path_collisions(root: LayerNode) -> list[ContainerIssue]:
+    """Layers whose paths are taken already: findings are pinned to paths, so a crafted name
+    such as ``base/bn`` next to a nested ``base`` model could pass one layer's finding off
+    as another's."""
+    first: dict[str, LayerNode] = {}
+    issues: list[ContainerIssue] = []
+    for node in root.walk():
+        earlier = first.setdefault(node.path, node)
+        if earlier is not node:
+            issues.append(ContainerIssue(
+                "layer-path-collision", node.path,
+                f"{node.class_name} {node.name!r} and {earlier.class_name} {earlier.name!r} "
+                f"both sit at {node.path}"))
+    return issues
 
 
 def _compute_dtype(layer: LayerNode | None) -> str | None:
