@@ -312,6 +312,33 @@ class ExtraConfig:
 
 
 @dataclass
+class EmbeddedPickle:
+    """A Python pickle stream stored in the file where Keras never looks (an application's
+    own metadata); read statically, never unpickled. ``imports`` are ``module.name`` strings
+    (``<computed>`` when the names were not constants); ``complete`` is False when parsing
+    stopped before the STOP opcode (``stopped`` says why)."""
+
+    location: str
+    attribute: str | None
+    protocol: int
+    size: int
+    imports: list[str] = field(default_factory=list)
+    complete: bool = True
+    stopped: str | None = None
+
+    @property
+    def where(self) -> str:
+        if self.attribute is None:
+            return f"dataset {self.location}"
+        return f"attribute {self.attribute} of {self.location}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"location": self.location, "attribute": self.attribute,
+                "protocol": self.protocol, "size": self.size, "imports": list(self.imports),
+                "complete": self.complete, "stopped": self.stopped}
+
+
+@dataclass
 class ModelGraph:
     """Everything kinspect knows statically about one model file."""
 
@@ -336,6 +363,8 @@ class ModelGraph:
     loose_weights: list[WeightInfo] = field(default_factory=list)
     graph_ops: GraphOps | None = field(default=None, repr=False)
     extra_configs: list[ExtraConfig] = field(default_factory=list, repr=False)
+    # Pickles outside the Keras-owned parts of the file (readers/pickle_scan.py).
+    embedded_pickles: list[EmbeddedPickle] = field(default_factory=list)
     close: Callable[[], None] | None = field(default=None, repr=False)
 
     @property

@@ -55,7 +55,7 @@ def test_schema_is_valid_and_shipped() -> None:
 
     schema = load_schema()   # read through importlib.resources, as an installed package does
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["properties"]["schema_version"]["const"] == "1.1"
+    assert schema["properties"]["schema_version"]["const"] == "1.2"
 
 
 @pytest.mark.parametrize("path", _model_paths())

@@ -22,6 +22,7 @@ from inspector.readers.keras_config import (
     parse_root_config,
 )
 from inspector.readers.optimizer_state import h5_optimizer_iterations
+from inspector.readers.pickle_scan import KERAS_GROUPS, scan_h5
 from inspector.readers.safe_io import (
     H5Guard,
     H5WeightSource,
@@ -153,4 +154,5 @@ def read_h5_model(path: str | os.PathLike[str], f: h5py.File, file_size: int) ->
         graph.optimizer_iterations = h5_optimizer_iterations(guard, f)
     else:
         graph.notes.append("the file has no model_weights group: architecture only")
+    scan_h5(f, file_size, graph, KERAS_GROUPS)
     return graph

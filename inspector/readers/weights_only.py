@@ -16,7 +16,8 @@ from inspector.graph import ModelGraph
 from inspector.readers.h5_model import attach_h5_weights, h5_weight
 from inspector.readers.keras_config import RNN_CELLS
 from inspector.readers.keras_zip import CONTAINER_KEYS, own_vars, to_snake_case
-from inspector.readers.safe_io import H5Guard, LazyH5, attr
+from inspector.readers.pickle_scan import KERAS_GROUPS, scan_h5
+from inspector.readers.safe_io import H5Guard, LazyH5, attr, chunked_attr
 from inspector.readers.variable_names import known_class, variable_names
 
 NO_ARCHITECTURE = ("weights-only file: it stores tensors without the model architecture, so "
@@ -45,6 +46,8 @@ def read_k2_weights(path: str | os.PathLike[str], f: h5py.File, file_size: int) 
     graph.backend = attr(group, "backend")
     attach_h5_weights(graph, None, group, guard, lazy)
     graph.notes = [n for n in graph.notes if not n.startswith("weights stored for layer")]
+    layers = {str(n) for n in chunked_attr(group, "layer_names") or []}
+    scan_h5(f, file_size, graph, KERAS_GROUPS | (layers if group is f else set()))
     return graph
 
 
@@ -79,6 +82,7 @@ def read_k3_weights(path: str | os.PathLike[str], f: h5py.File, file_size: int) 
     graph, lazy = _graph(path, f, "keras-weights-h5")
     guard = H5Guard(f, file_size, graph.container_issues)
     _walk_k3(graph, f, "", guard, lazy, owner=None)
+    scan_h5(f, file_size, graph, frozenset(), vars_owned=True)
     return graph
 
 

@@ -16,7 +16,7 @@ from inspector.probe.results import section as probe_section
 from inspector.stats import StatsCache
 
 # 1.1: container_issues and diagnosis added.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 @dataclass
@@ -85,6 +85,7 @@ class Report:
             "layers": [self._layer_dict(n) for n in g.walk()],
             "findings": [f.as_dict() for f in self.findings],
             "container_issues": [i.as_dict() for i in g.container_issues],
+            "embedded_pickles": [p.as_dict() for p in g.embedded_pickles],
             "probe": self.probe.to_json() if self.probe is not None else None,
             "errors": list(self.errors),
         }

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 # polyglot file (Keras may load a different model than the one the static pass read).
 RISKY_RULES = ("lambda-layer", "custom-object", "untrusted-module-reference",
                "polyglot-container", "savedmodel-metadata-mismatch", "savedmodel-dangerous-op")
+# embedded-pickle is deliberately not here: Keras' load_model (all the probe calls) never
+# reads the groups those pickles sit in, let alone unpickles them; only the application that
+# wrote them does, and the probe never runs that application's loader.
+# custom-object kinds Keras only looks up to compile the model: the probe loads with
+# compile=False, which never reads the root training config (an object there that names a
+# module is still untrusted-module-reference's to judge).
+COMPILE_ONLY_KINDS = frozenset({"loss", "metric", "optimizer"})
 
 
 def tensorflow_available() -> bool:
@@ -58,15 +65,27 @@ def code_evidence(report: Report, options: Options) -> tuple[list[Finding], list
     from inspector.rules.registry import all_rules, run_rules, select_rules
     from inspector.stats import StatsCache
 
-    risky = [f for f in report.findings if f.rule in RISKY_RULES and f.source == "static"]
+    risky = [f for f in report.findings if f.rule in RISKY_RULES and f.source == "static"
+             and not compile_only(f)]
     chosen = {r.name for r in select_rules(options.select, options.ignore)}
     skipped = [r for r in all_rules() if r.name in RISKY_RULES and r.name not in chosen]
     errors = list(report.errors)
     if skipped:
         more, more_errors = run_rules(report.graph, report.stats or StatsCache(), skipped)
-        risky += more
+        risky += [f for f in more if not compile_only(f)]
         errors += more_errors
     unchecked = sorted({str(e.get("source", "")).removeprefix("rule:") for e in errors
                         if e.get("kind") == "rule-crashed"
                         and str(e.get("source", "")).removeprefix("rule:") in RISKY_RULES})
     return risky, unchecked
+
+
+def compile_only(finding: Finding) -> bool:
+    """A custom-object finding that names a loss, metric or optimizer of the model's own
+    training config and nothing to import: with compile=False no loader looks it up (Keras 2
+    files naming their own metric functions, as medaka's do, load and run without them)."""
+    evidence = finding.evidence
+    where = evidence.get("where")
+    return (finding.rule == "custom-object" and finding.layer is None
+            and evidence.get("kind") in COMPILE_ONLY_KINDS and evidence.get("module") is None
+            and isinstance(where, str) and where.startswith("training_config"))
