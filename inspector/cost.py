@@ -26,6 +26,21 @@ def _positions(shape: Shape | list[Shape] | None) -> int:
     return n
 
 
+def _cell_positions(cell: LayerNode) -> int:
+    """How many times an RNN cell's matrices are applied per sample: once per time step (and
+    per spatial position of a ConvLSTM), from the input shape of the RNN layer running it."""
+    rnn = cell.parent
+    while rnn is not None and rnn.role == "cell":  # a cell of StackedRNNCells
+        rnn = rnn.parent
+    shape = rnn.input_shape if rnn is not None else None
+    if not isinstance(shape, tuple) or len(shape) < 3:
+        return 1
+    n = 1
+    for d in shape[1:-1]:  # time, then a ConvLSTM's spatial axes
+        n *= int(d) if isinstance(d, int) and d > 0 else 1
+    return n
+
+
 def _layer_macs(node: LayerNode) -> int:
     if node.class_name in _LOOKUP_CLASSES:
         out = node.output_shape
@@ -34,6 +49,8 @@ def _layer_macs(node: LayerNode) -> int:
     # Matrices (rank >= 2: kernels, recurrent kernels, depthwise/pointwise kernels) are
     # multiplied at every output position; vectors (biases, BN statistics) are negligible.
     kernel = sum(w.size for w in node.weights if len(w.shape) >= 2)
+    if node.role == "cell":
+        return kernel * _cell_positions(node)
     return kernel * _positions(node.output_shape)
 
 

@@ -209,6 +209,22 @@ def test_label_smoothing(smoothing: float, severity: str | None) -> None:
         [severity] if severity else [])
 
 
+def test_input_preprocessing_counts_a_batchnorm_on_the_input() -> None:
+    """tempocnn's spectrogram CNNs normalize their input with a BatchNormalization: that is
+    preprocessing inside the model, not "image input with no normalization". A BN further in
+    is not."""
+    spectrogram = (None, 40, 256, 1)
+    g = chain(layer("BN0", "BatchNormalization", spectrogram), layer("conv", "Conv2D", None),
+              dense("out", 3, "softmax"))
+    (f,) = findings(g, "input-preprocessing")
+    assert f.evidence["preprocessing"] == [
+        {"layer": "model/BN0", "class_name": "BatchNormalization"}]
+    assert "preprocessing inside the model: BatchNormalization" in f.message
+    later = chain(layer("conv", "Conv2D", spectrogram), layer("bn", "BatchNormalization", None),
+                  dense("out", 3, "softmax"))
+    assert findings(later, "input-preprocessing") == []
+
+
 def test_input_preprocessing_reports_the_raw_range() -> None:
     g = chain(layer("rescale", "Rescaling", (None, 8, 8, 3), scale=1 / 127.5, offset=-1.0),
               dense("out", 3, "softmax"))

@@ -35,6 +35,19 @@ def test_embedding_is_a_lookup_not_a_matrix_product() -> None:
     assert macs_per_sample(_graph(emb)) == 20 * 16
 
 
+def test_rnn_cells_count_once_per_time_step() -> None:
+    """A cell's matrices run at every step of the RNN's input (shakkala's 315-step BiGRU was
+    estimated 315x too cheap and got checks that outran the probe timeout)."""
+    cell = _layer("cell", "LSTMCell", None, (16, 32), (8, 32), (32,))
+    cell.role = "cell"
+    lstm = LayerNode("lstm", "model/lstm", "LSTM", {}, children=[cell],
+                     input_shape=(None, 315, 16), output_shape=(None, 8))
+    cell.parent = lstm
+    assert macs_per_sample(_graph(lstm)) == (16 * 32 + 8 * 32) * 315
+    lstm.input_shape = (None, None, 16)  # unknown length: once, as for a Conv's None axes
+    assert macs_per_sample(_graph(lstm)) == 16 * 32 + 8 * 32
+
+
 def test_weights_only_files_count_each_matrix_once() -> None:
     graph = ModelGraph("w.h5", "h5-weights", None, has_architecture=False, loose_weights=[
         WeightInfo("kernel", (64, 32), "float32", "a"), WeightInfo("bias", (32,), "float32", "b")])

@@ -88,6 +88,40 @@ def test_float_input_feeding_an_embedding_gets_in_vocabulary_ids_in_every_range(
     assert spec.as_dict()["token_ids"] is True and spec.as_dict()["lowest_id"] == 0
 
 
+# ----------------------------------------------------------------------------- structured rows
+
+RANGE_BOUNDS = {"uniform01": (0.0, 1.0), "uniform0_255": (0.0, 255.0),
+                "uniform_m1_1": (-1.0, 1.0)}
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS)
+def test_odd_rows_of_images_and_sequences_vary_globally(dist: str) -> None:
+    """i.i.d. noise averages out over many pixels or steps (every sample has the same mean);
+    the odd rows carry a level per sample and channel, so a global-pooling model sees
+    inputs that differ. Values stay in the range, and the batch is the same for a seed."""
+    specs = [InputSpec("image", [None, 32, 32, 3], "float32"),
+             InputSpec("signal", [None, 256, 2], "float32")]
+    batch = random_batch(specs, dist, 40, seed=3)
+    for x in batch:
+        means = x.reshape(len(x), -1, x.shape[-1]).mean(axis=1)      # per sample and channel
+        iid, structured = means[0::2].std(axis=0), means[1::2].std(axis=0)
+        assert (structured > 5 * iid).all(), (dist, iid, structured)
+        if dist in RANGE_BOUNDS:
+            low, high = RANGE_BOUNDS[dist]
+            assert x.min() >= low and x.max() <= high
+    assert all(np.array_equal(a, b) for a, b in zip(batch, random_batch(specs, dist, 40, 3),
+                                                     strict=True))
+
+
+def test_flat_feature_vectors_and_ids_stay_iid() -> None:
+    """Tabular features have no axis to pool over: their samples are i.i.d. as before."""
+    spec = InputSpec("features", [None, 400], "float32")
+    (x,) = random_batch([spec], "uniform01", 40, seed=3)
+    expected = np.random.default_rng([3, DISTRIBUTIONS.index("uniform01")]).uniform(
+        0.0, 1.0, size=(40, 400))
+    assert np.array_equal(x, expected.astype("float32"))
+
+
 # ----------------------------------------------------------------------------- fixed batch
 
 

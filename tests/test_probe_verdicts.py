@@ -33,6 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "fixtures" / "probe"
 MODELS = ROOT / "fixtures" / "models"
 EXPECTED = json.loads((PROBE / "expected.json").read_text())
+# A TimeDistributed MobileNet (fixtures/realfiles_fixtures.py) whose signal is the mean colour
+# of a clip: not collapsed. Not in the labelled set: fed 0..255 its own clips give one class,
+# so "scale-sensitive" is true of it, and random inputs show that on some seeds only.
+TD_MOBILENET = ROOT / "fixtures" / "real" / "td_mobilenet" / "k3.keras"
 FORMATS = ("k3.keras", "k3.h5", "k2.h5", "k2_savedmodel", "k3_export")
 # custom_layer needs --trust and its package; legacy_k22 is a reader fixture (hand-written
 # h5).
@@ -97,6 +101,7 @@ def results(extra_inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
         cases[f"broken:{stem}"] = _plan(PROBE / f"{stem}.keras", **opts)
     for path in _healthy():
         cases[f"healthy:{path.relative_to(MODELS)}"] = _plan(path)
+    cases["real:td_mobilenet"] = _plan(TD_MOBILENET)
     mlp = MODELS / "mlp" / "k3.keras"
     cases["inputs:dups"] = _plan(mlp, inputs=str(extra_inputs["dups"]))
     cases["inputs:wrong"] = _plan(mlp, inputs=str(extra_inputs["wrong"]))
@@ -454,6 +459,20 @@ def _labelled_cases() -> list[tuple[str, set[str]]]:
     cases += [(f"big-healthy:{p.relative_to(MODELS)}", set()) for p in _healthy()
               if p.name == "k3.keras"]
     return cases
+
+
+@pytest.mark.parametrize("case", ["real:td_mobilenet", "broken:healthy_colour_gap_cnn",
+                                  "big:healthy_colour_gap_cnn", "broken:healthy_level_gap_conv1d"])
+def test_global_statistic_models_respond_on_their_own_range(results: dict[str, Any],
+                                                            case: str) -> None:
+    """Models whose signal is a mean over many pixels or steps (global pooling) see the same
+    input in every i.i.d. sample; the structured rows make them answer on their own range:
+    not collapsed, and no inference-only collapse (train/infer gap) either."""
+    probe = results[case]["probe"]
+    own = probe["input_range"]["name"]
+    assert own in probe["responsive_distributions"], probe["distributions"][own]
+    assert not probe["distributions"][own]["collapsed"]
+    assert not probe["verdict"]["collapsed"] and not probe["verdict"]["train_infer_gap"]
 
 
 def test_verdict_accuracy_over_the_labelled_set(results: dict[str, Any]) -> None:

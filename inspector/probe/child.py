@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from inspector.graph import ROOT_PATH
-from inspector.probe import protocol
+from inspector.probe import legacy_layers, protocol
 from inspector.probe.archive_compare import archive_difference
 from inspector.probe.error_text import error_text
-from inspector.probe.inputs import InputsError, InputSpec, load_real_inputs
+from inspector.probe.free_length import fit_free_length, free_axes
+from inspector.probe.inputs import DEFAULT_DIM, InputsError, InputSpec, load_real_inputs
 from inspector.probe.measure import (
     PREDICT_BATCH,
     Sizes,
@@ -334,11 +335,24 @@ def _signature(obj: Any) -> Any:
 # ----------------------------------------------------------------------------- loading
 
 
-def _load_keras(lib: Any, path: Path, trust: bool) -> Any:
+def _load_keras(lib: Any, path: Path, trust: bool,
+                custom_objects: dict[str, Any] | None = None) -> Any:
     kwargs: dict[str, Any] = {"compile": False}
     if path.suffix == ".keras" or (lib.__name__ == "keras" and path.suffix in (".h5", ".hdf5")):
         kwargs["safe_mode"] = not trust
+    if custom_objects:
+        kwargs["custom_objects"] = custom_objects
     return lib.models.load_model(str(path), **kwargs)
+
+
+def _load_tf_keras(tf: Any, tf_keras: Any, path: Path, trust: bool, notes: list[str]) -> Any:
+    """tf_keras' model, Keras 2 recurrent layers it cannot run as saved loaded as their
+    equivalents (inspector.probe.legacy_layers); ``notes`` says which."""
+    used: set[str] = set()
+    gpu = bool(tf.config.get_visible_devices("GPU"))
+    obj = _load_keras(tf_keras, path, trust, legacy_layers.stand_ins(tf_keras, used, gpu=gpu))
+    notes.extend(legacy_layers.notes(used))
+    return obj
 
 
 def load(tf: Any, path: Path, trust: bool, workdir: Path, specs: list[InputSpec],
@@ -378,7 +392,7 @@ def load(tf: Any, path: Path, trust: bool, workdir: Path, specs: list[InputSpec]
     try:
         import tf_keras
 
-        obj = _load_keras(tf_keras, path, trust)
+        obj = _load_tf_keras(tf, tf_keras, path, trust, notes)
     except Exception as exc:
         raise ProbeError("load", f"cannot load the model: Keras 3: {_short(first)}; "
                          f"tf_keras: {_short(exc)}") from None
@@ -597,16 +611,20 @@ def run(raw: dict[str, Any], emit: Emitter) -> dict[str, Any]:
                     real = load_real_inputs(str(opts.inputs), model.specs)
                 except InputsError as exc:
                     raise ProbeError("inputs", str(exc)) from None
-        macs = plan.macs_per_sample
-        samples, samples_why = samples_for_cost(opts.samples, macs)
-        sizes = Sizes.for_cost(macs, opts.check_sizes, model.fixed_batch)
         try:
-            body = run_measurements(model, samples, int(opts.seed or 0), real,
-                                    _after_load(emit), timer, sizes, macs,
-                                    input_range=plan.input_range)
+            body = _measure(model, plan, real, emit, timer, plan.macs_per_sample)
         except InputsError as exc:
-            raise ProbeError("inputs", str(exc)) from None
-        body["samples_chosen"] = samples_why
+            fitted = None if real is not None else fit_free_length(model, int(opts.seed or 0))
+            if fitted is None:
+                raise ProbeError("inputs", str(exc)) from None
+            emit({"event": "stage", "stage": "outputs", "message":
+                  f"inputs of length {DEFAULT_DIM} fail: measuring again at {fitted['length']}"})
+            macs = (plan.macs_per_sample or 0) * fitted["length"] ** free_axes(model.specs)
+            try:
+                body = _measure(model, plan, real, emit, timer, macs or None)
+            except InputsError as again:
+                raise ProbeError("inputs", str(again)) from None
+            body["free_length"] = {**fitted, "reason": str(exc)}
         body["fixed_batch"] = model.fixed_batch
         used = _device_used(tf, device)
     import keras
@@ -625,6 +643,18 @@ def run(raw: dict[str, Any], emit: Emitter) -> dict[str, Any]:
         "memory_cap": memory_cap,
         **body,
     }
+
+
+def _measure(model: LoadedModel, plan: ProbePlan, real: Any, emit: Emitter, timer: Timer,
+             macs: float | None) -> dict[str, Any]:
+    """The measurements, sized by the static cost ``macs`` of one sample."""
+    opts = plan.options
+    samples, samples_why = samples_for_cost(opts.samples, macs)
+    sizes = Sizes.for_cost(macs, opts.check_sizes, model.fixed_batch)
+    body = run_measurements(model, samples, int(opts.seed or 0), real, _after_load(emit),
+                            timer, sizes, macs, input_range=plan.input_range)
+    body["samples_chosen"] = samples_why
+    return body
 
 
 def _activations(tf: Any, device: str, model: LoadedModel, notes: list[str],

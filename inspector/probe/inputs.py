@@ -2,6 +2,11 @@
 
 Random inputs come in four value ranges because a model only works on the range it was
 trained on: running all four is how the probe measures scale sensitivity instead of guessing.
+Every second sample of an input with more than one axis (image, sequence, video) is
+"structured": a per-sample level per channel mixed with i.i.d. noise, in the same range.
+i.i.d. noise averages out over hundreds of pixels or steps, so a healthy model whose signal
+is a global statistic (mean colour, mean level: global pooling) would see the same input in
+every i.i.d. sample and look collapsed.
 Id inputs (integer inputs, and float inputs that feed an Embedding: Keras' default
 ``Input`` dtype is float32) get ids below the ``input_dim`` of the Embedding they feed (the
 smallest one when unknown) so the model never sees an out-of-vocabulary id. NumPy only,
@@ -37,6 +42,11 @@ RANGE_LABELS = {"uniform01": "[0,1]", "uniform0_255": "[0,255]", "uniform_m1_1":
                 "normal": "N(0,1)", TOKEN_IDS: "token ids", "real": "real inputs"}
 DEFAULT_DIM = 16          # length used for a None time / spatial dimension
 DEFAULT_VOCAB = 2         # int input with no Embedding to bound it: ids 0/1 are always valid
+# Structured samples (see _structured): the share of a sample that is its levels, at least
+# STRUCTURED_MIN_WEIGHT so the levels dominate the noise; every STRUCTURED_EVERY-th row
+# (odd rows), so every prefix the checks take holds both kinds.
+STRUCTURED_EVERY = 2
+STRUCTURED_MIN_WEIGHT = 0.5
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MAX_INPUT_FILE_BYTES = 256 << 20   # one .npy / .npz / .csv / image file on disk
 MAX_INPUT_ARRAY_BYTES = 1 << 30    # every array read from --inputs, together, in memory
@@ -61,6 +71,7 @@ class InputSpec:
     vocab: int | None = None     # exclusive upper bound for integer ids
     low: int = 0                 # 1 when id 0 is an Embedding's mask (padding) value
     feeds_embedding: bool = False   # token ids even when declared float (Keras' default)
+    free_dim: int = DEFAULT_DIM     # length given to None axes (see probe.free_length)
 
     @property
     def is_int(self) -> bool:
@@ -78,8 +89,8 @@ class InputSpec:
         return int(first) if isinstance(first, int) and first > 0 else None
 
     def concrete(self) -> tuple[int, ...]:
-        """The per-sample shape with None dimensions replaced by DEFAULT_DIM."""
-        return tuple(DEFAULT_DIM if d is None else int(d) for d in self.shape[1:])
+        """The per-sample shape with None dimensions replaced by ``free_dim``."""
+        return tuple(self.free_dim if d is None else int(d) for d in self.shape[1:])
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
@@ -116,18 +127,40 @@ def distributions_for(specs: list[InputSpec]) -> tuple[str, ...]:
 
 def random_batch(specs: list[InputSpec], distribution: str, n: int,
                  seed: int) -> list[np.ndarray]:
-    """``n`` samples for every input; a fixed seed per distribution keeps runs reproducible."""
+    """``n`` samples for every input; a fixed seed per distribution keeps runs reproducible.
+    Float inputs with more than one axis get structured odd rows (see _structured), drawn
+    from a second stream so the i.i.d. rows stay the same whatever the structure."""
     offset = (*DISTRIBUTIONS, TOKEN_IDS).index(distribution)
     rng = np.random.default_rng([seed, offset])
+    levels = np.random.default_rng([seed, offset, 1])
     out = []
     for spec in specs:
         shape = (n, *spec.concrete())
         if spec.is_ids:
             high = max(spec.low + 1, spec.vocab or DEFAULT_VOCAB)
             out.append(rng.integers(spec.low, high, size=shape).astype(numpy_dtype(spec.dtype)))
-        else:
-            out.append(_floats(rng, distribution, shape).astype(numpy_dtype(spec.dtype)))
+            continue
+        values = _floats(rng, distribution, shape)
+        rows = slice(1, None, STRUCTURED_EVERY)
+        if len(shape) >= 3 and values[rows].size:
+            values[rows] = _structured(levels, distribution, values[rows].shape)
+        out.append(values.astype(numpy_dtype(spec.dtype)))
     return out
+
+
+def _structured(rng: np.random.Generator, distribution: str,
+                shape: tuple[int, ...]) -> np.ndarray:
+    """Samples that differ globally: ``a * level + (1 - a) * noise`` with ``a`` per sample in
+    [STRUCTURED_MIN_WEIGHT, 1], the level per sample and channel (last axis) itself a mix of
+    one level for all channels and one per channel, and the noise i.i.d. Every term is a draw
+    of ``distribution`` and the weights are convex, so values stay in its range."""
+    n = shape[0]
+    one = (n, *(1,) * (len(shape) - 1))
+    share = rng.uniform(0.0, 1.0, size=one)
+    level = (share * _floats(rng, distribution, one)
+             + (1.0 - share) * _floats(rng, distribution, (*one[:-1], shape[-1])))
+    weight = rng.uniform(STRUCTURED_MIN_WEIGHT, 1.0, size=one)
+    return weight * level + (1.0 - weight) * _floats(rng, distribution, shape)
 
 
 def _floats(rng: np.random.Generator, distribution: str, shape: tuple[int, ...]) -> np.ndarray:

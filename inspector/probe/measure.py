@@ -60,6 +60,15 @@ TOP_CLASS_COLLAPSE = 0.95
 # with probabilities moving less than ONE_CLASS_PROB_STD (a frozen random CNN on [0,1]
 # images: 0.04; healthy fixtures where one class wins that often: >= 0.1).
 ONE_CLASS_PROB_STD = 0.05
+# ... unless the logits behind those probabilities move: a model confidently answering "no"
+# to random inputs with a confidence that follows them is not collapsed. Largest per-unit std
+# of the logits recovered from the probabilities (centered log-probabilities of a softmax, the
+# logit of independent sigmoids): collapsed fixtures <= 0.14 where their probabilities move
+# less than ONE_CLASS_PROB_STD (<= 0.44 on any range), healthy ones >= 1; SpliceAI on random
+# sequences ("no splice site" everywhere) and MHCSeqNet on random peptides (p 0.8..1.0
+# "binds") >= 0.7.
+LOGIT_STD_COLLAPSE = 0.5
+LOGIT_EPS = 1e-7
 # Near-collapsed: one class for >= NEAR_TOP_CLASS of inputs with probabilities moving less
 # than ONE_CLASS_PROB_STD. Not a verdict alone (a healthy model that barely answers random
 # noise gets there); the parent makes it one when a static finding explains the collapse
@@ -147,10 +156,40 @@ def output_stats(name: str, arr: np.ndarray, affine: bool = False) -> dict[str, 
         "nan": nan,
         "inf": inf,
         "probability_like": bool(probability),
+        "logit_std_max": logit_std_max(a) if probability and n > 1 else None,
     }
     stats.update(_class_histogram(a, probability))
     stats["collapsed"] = output_collapsed(stats, affine)
     return stats
+
+
+def logit_std_max(p: np.ndarray) -> float | None:
+    """Largest per-unit std across inputs (axis 0) of the logits behind probabilities ``p``:
+    centered log-probabilities when the last axis sums to 1 (softmax), else each unit's
+    logit (sigmoids). Clipped at LOGIT_EPS so a saturated 0 or 1 stays finite; NaN/Inf
+    values are left out (None when nothing is left)."""
+    q = np.clip(np.where(np.isfinite(p), p, np.nan), LOGIT_EPS, 1.0 - LOGIT_EPS)
+    sums = np.sum(q, axis=-1)
+    rows = np.isfinite(sums)
+    if (q.ndim >= 2 and q.shape[-1] > 1 and rows.any()
+            and np.allclose(sums[rows], 1.0, atol=1e-3)):
+        z = np.log(q) - np.log(q).mean(axis=-1, keepdims=True)
+    else:
+        z = np.log(q) - np.log1p(-q)
+    flat = z.reshape(z.shape[0], -1)
+    counts = np.isfinite(flat).sum(axis=0)
+    if not (counts > 1).any():
+        return None
+    return round(float(np.nanstd(flat[:, counts > 1], axis=0).max()), 6)
+
+
+def _pinned(stats: dict[str, Any], top_class: float) -> bool:
+    """One class for at least ``top_class`` of the inputs, its probabilities barely moving
+    and the logits behind them barely moving either (see LOGIT_STD_COLLAPSE)."""
+    top = stats.get("top_class_fraction")
+    logits = stats.get("logit_std_max")
+    return bool(top is not None and top >= top_class and stats["std_max"] < ONE_CLASS_PROB_STD
+                and (logits is None or logits < LOGIT_STD_COLLAPSE))
 
 
 def _class_histogram(a: np.ndarray, probability: bool) -> dict[str, Any]:
@@ -180,10 +219,7 @@ def output_collapsed(stats: dict[str, Any], affine: bool = False) -> bool:
     if stats["nan"] + stats["inf"] >= math.prod(stats["shape"]):
         return False
     if stats["probability_like"]:
-        top = stats.get("top_class_fraction")
-        soft = (top is not None and top >= TOP_CLASS_COLLAPSE
-                and stats["std_max"] < ONE_CLASS_PROB_STD)
-        return bool(stats["std_max"] < COLLAPSE_PROB_STD or soft)
+        return bool(stats["std_max"] < COLLAPSE_PROB_STD or _pinned(stats, TOP_CLASS_COLLAPSE))
     scale = max(stats["mean_abs"], 1e-12)
     rel = AFFINE_REL if affine else COLLAPSE_REL
     return bool(stats["std_max"] <= FLAT_ABS or stats["std_max"] / scale < rel)
@@ -192,10 +228,7 @@ def output_collapsed(stats: dict[str, Any], affine: bool = False) -> bool:
 def near_collapsed(outputs: list[dict[str, Any]]) -> bool:
     """Every output collapsed or one class winning almost always (see NEAR_TOP_CLASS)."""
     def near(s: dict[str, Any]) -> bool:
-        top = s.get("top_class_fraction")
-        return bool(s["collapsed"] or (s["probability_like"] and top is not None
-                                        and top >= NEAR_TOP_CLASS
-                                        and s["std_max"] < ONE_CLASS_PROB_STD))
+        return bool(s["collapsed"] or (s["probability_like"] and _pinned(s, NEAR_TOP_CLASS)))
     return bool(outputs) and all(near(s) for s in outputs)
 
 

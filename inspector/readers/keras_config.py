@@ -237,13 +237,27 @@ def _is_operation(d: dict[str, Any], module: str | None) -> bool:
 
 def parse_model_config(model_config: dict[str, Any], *, root_path: str) -> LayerNode:
     """The LayerNode tree of a saved model config; ``root_path`` names the root node."""
+    model_config = _legacy_sequential(model_config)
     if not is_object_dict(model_config) or not isinstance(model_config.get("config"), dict):
         raise ConfigStructureError("model config has no class_name/config")
     return _parse_layer(model_config, prefix=None, path=root_path, hint=root_path)
 
 
+def _legacy_sequential(d: Any) -> Any:
+    """Keras 2.0-2.1 wrote a Sequential's config as the bare list of its layers (no name, no
+    ``layers`` key); the same entry in today's shape, its layer dicts shared (not copied)."""
+    if (is_object_dict(d) and d["class_name"] == "Sequential"
+            and isinstance(d["config"], list)):
+        config: dict[str, Any] = {"layers": d["config"]}
+        if isinstance(d.get("name"), str):
+            config["name"] = d["name"]
+        return {**d, "config": config}
+    return d
+
+
 def _parse_layer(d: Any, *, prefix: str | None, path: str | None = None,
                  hint: str = "layer") -> LayerNode:
+    d = _legacy_sequential(d)
     if not is_object_dict(d) or not isinstance(d.get("config"), dict):
         _unexpected(f"layer entry without class_name/config: {str(d)[:200]}")
         name = hint

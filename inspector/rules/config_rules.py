@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from inspector.graph import LayerNode
 from inspector.rules import init_penalty
 from inspector.rules.layer_facts import (
+    BN_CLASSES,
     DROPOUT_CLASSES,
     PROBABILITY,
     SOFTMAX_LIKE,
@@ -487,6 +488,14 @@ def rescaling_input_range(node: LayerNode) -> list[float] | None:
     return [round(min(a, b), 4), round(max(a, b), 4)]
 
 
+def _input_batchnorms(root: LayerNode, inputs: set[str]) -> list[LayerNode]:
+    """BatchNormalization layers of the top-level model called on a model input itself (an
+    InputLayer, or the input a Sequential's first layer reads)."""
+    inputs = inputs | {n.name for n in root.children if n.class_name == "InputLayer"}
+    return [n for n in root.children if n.class_name in BN_CLASSES and any(
+        ref.layer in inputs for call in n.calls for ref in call.inputs)]
+
+
 @register(
     "KIN022", "input-preprocessing", "info",
     "inputs {inputs}: {summary}",
@@ -498,10 +507,11 @@ def input_preprocessing(ctx: RuleContext) -> Iterator[Hit]:
     Feeding inputs on the wrong scale is the most common reason a healthy model predicts one
     class after deployment: 0..255 pixels into a model trained on [0, 1] saturates sigmoid /
     ReLU6 layers. When the model contains Rescaling / Normalization / lookup / resizing layers
-    it expects raw data and this lists them (with the raw range a Rescaling implies). When an
-    image model (rank-4 float input) has none, the scaling happened outside the model and must
-    be repeated exactly; that is reported too. Plain vector models without preprocessing give
-    no finding.
+    it expects raw data and this lists them (with the raw range a Rescaling implies); a
+    BatchNormalization that reads a model input directly (tempocnn's spectrogram models)
+    normalizes it inside the model too and is listed with them. When an image model (rank-4
+    float input) has none, the scaling happened outside the model and must be repeated
+    exactly; that is reported too. Plain vector models without preprocessing give no finding.
 
     Example: a CNN starting with ``Rescaling(1/255)`` expects raw 0..255 pixels.
     """
@@ -511,6 +521,7 @@ def input_preprocessing(ctx: RuleContext) -> Iterator[Hit]:
     inputs = [f"{t.name} {list(t.shape) if t.shape is not None else '?'} {t.dtype or '?'}"
               for t in graph.inputs]
     layers = [n for n in graph.walk() if n.class_name in _PREPROCESSING]
+    layers += _input_batchnorms(graph.root, {t.name for t in graph.inputs})
     prep = []
     for n in layers:
         item: dict[str, object] = {"layer": n.path, "class_name": n.class_name}
