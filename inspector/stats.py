@@ -65,6 +65,13 @@ class _Accumulator:
         # chunk costs more in page faults than the arithmetic itself.
         self._buffers: list[np.ndarray] = [np.empty(0), np.empty(0)]
 
+    def fork(self) -> _Accumulator:
+        """The same running figures with work buffers of its own (results returned by
+        ``add`` are views of the buffers)."""
+        twin = copy.copy(self)
+        twin._buffers = [np.empty(0), np.empty(0)]
+        return twin
+
     def _buffer(self, which: int, size: int) -> np.ndarray:
         if self._buffers[which].size < size:
             self._buffers[which] = np.empty(size, dtype=np.float64)
@@ -166,8 +173,7 @@ class TensorSummary:
         """The same point of the pass, for another tensor whose chunks so far were these, bit
         for bit (the diff of two equal tensors summarizes one side only)."""
         twin = TensorSummary()
-        twin._acc = copy.copy(self._acc)
-        twin._acc._buffers = [np.empty(0), np.empty(0)]
+        twin._acc = self._acc.fork()
         twin._chunks = self._chunks
         twin._first = None if self._first is None else self._first.copy()
         return twin

@@ -409,10 +409,11 @@ def _checked_keras3(tf: Any, obj: Any, keras: Any, path: Path, trust: bool, work
     if wrong is None:
         return LoadedModel(tf, obj, "keras3", keras, trust, workdir, specs, vocab), notes
     why = f"Keras 3 loaded it with {wrong}"
+    replaced: list[str] = []  # stand-ins tf_keras used: said only when its model is kept
     try:
         import tf_keras
 
-        other = _load_keras(tf_keras, path, trust)
+        other = _load_tf_keras(tf, tf_keras, path, trust, replaced)
     except Exception as exc:
         notes.append(f"{why}; tf_keras could not load it ({_short(exc)}); using Keras 3's model")
         return LoadedModel(tf, obj, "keras3", keras, trust, workdir, specs, vocab), notes
@@ -420,6 +421,7 @@ def _checked_keras3(tf: Any, obj: Any, keras: Any, path: Path, trust: bool, work
         notes.append(f"{why}; tf_keras disagrees with the file too; using Keras 3's model")
         return LoadedModel(tf, obj, "keras3", keras, trust, workdir, specs, vocab), notes
     notes.append(f"{why}; using tf_keras")
+    notes.extend(replaced)
     return LoadedModel(tf, other, "tf_keras", tf_keras, trust, workdir, specs, vocab), notes
 
 

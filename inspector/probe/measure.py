@@ -171,11 +171,12 @@ def logit_std_max(p: np.ndarray) -> float | None:
     q = np.clip(np.where(np.isfinite(p), p, np.nan), LOGIT_EPS, 1.0 - LOGIT_EPS)
     sums = np.sum(q, axis=-1)
     rows = np.isfinite(sums)
+    log_q = np.log(q)
     if (q.ndim >= 2 and q.shape[-1] > 1 and rows.any()
             and np.allclose(sums[rows], 1.0, atol=1e-3)):
-        z = np.log(q) - np.log(q).mean(axis=-1, keepdims=True)
+        z = log_q - log_q.mean(axis=-1, keepdims=True)
     else:
-        z = np.log(q) - np.log1p(-q)
+        z = log_q - np.log1p(-q)
     flat = z.reshape(z.shape[0], -1)
     counts = np.isfinite(flat).sum(axis=0)
     if not (counts > 1).any():
